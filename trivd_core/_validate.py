@@ -1,0 +1,109 @@
+"""Argument checks shared by every public function of trivd_core.
+
+Every error names the function, the argument, what was expected and what was
+received, so that bad input never surfaces as a deep framework stack trace or a
+silent NaN.  Shapes are written with symbols (``("B", "H", "W", "C")``); a
+symbol seen in one argument is bound and must agree in the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping, Sequence
+
+from array_api_compat import array_namespace, is_array_api_obj
+
+__all__ = ["check_array", "check_kernel_size", "check_choice", "check_positive_int", "same_namespace"]
+
+
+def _fmt(spec: Sequence[object]) -> str:
+    return "(" + ", ".join(str(s) for s in spec) + ("," if len(spec) == 1 else "") + ")"
+
+
+def check_array(
+    fn: str,
+    name: str,
+    x: object,
+    spec: Sequence[object] | None = None,
+    dims: MutableMapping[str, int] | None = None,
+    *,
+    floating: bool = True,
+    integer: bool = False,
+):
+    """Check that ``x`` is an array of the given symbolic shape and dtype kind.
+
+    ``spec`` entries are ints (fixed sizes), strings (symbols bound in ``dims``
+    and checked against other arguments) or ``None`` (any size).  Returns the
+    array namespace of ``x``.
+    """
+    if not is_array_api_obj(x):
+        raise TypeError(f"{fn}(): argument '{name}' must be an array, got {type(x).__name__}")
+    xp = array_namespace(x)
+    shape = tuple(x.shape)
+    if spec is not None:
+        if len(shape) != len(spec):
+            raise ValueError(
+                f"{fn}(): argument '{name}' must be a {len(spec)}-D array of shape {_fmt(spec)}, "
+                f"got a {len(shape)}-D array of shape {shape}"
+            )
+        dims = {} if dims is None else dims
+        for axis, (want, got) in enumerate(zip(spec, shape)):
+            if want is None:
+                continue
+            if isinstance(want, str):
+                if want in dims and dims[want] != got:
+                    raise ValueError(
+                        f"{fn}(): argument '{name}' must have shape {_fmt(spec)} with {want}={dims[want]} "
+                        f"(axis {axis}, as fixed by an earlier argument), got shape {shape}"
+                    )
+                dims.setdefault(want, got)
+            elif want != got:
+                raise ValueError(
+                    f"{fn}(): argument '{name}' must have shape {_fmt(spec)} with size {want} on axis {axis}, "
+                    f"got shape {shape}"
+                )
+    if integer:
+        if not xp.isdtype(x.dtype, "integral"):
+            raise TypeError(f"{fn}(): argument '{name}' must have an integer dtype, got {x.dtype}")
+    elif floating and not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{fn}(): argument '{name}' must have a real floating dtype (float32 or float64), got {x.dtype}"
+        )
+    return xp
+
+
+def same_namespace(fn: str, **arrays: object):
+    """Check that all arrays come from one namespace and share one dtype; return it."""
+    names = list(arrays)
+    xp = array_namespace(*arrays.values())
+    dtypes = {n: arrays[n].dtype for n in names}
+    first = names[0]
+    for n in names[1:]:
+        if dtypes[n] != dtypes[first]:
+            raise TypeError(
+                f"{fn}(): arguments must share one dtype; '{first}' is {dtypes[first]} but '{n}' is {dtypes[n]}"
+            )
+    return xp
+
+
+def check_kernel_size(fn: str, k: object, name: str = "k") -> int:
+    """Kernel sizes are positive odd integers (SAME padding is symmetric only then)."""
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"{fn}(): argument '{name}' must be an odd positive int, got {k!r} ({type(k).__name__})")
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"{fn}(): argument '{name}' must be an odd positive int (1, 3, 5, ...), got {k}")
+    return k
+
+
+def check_positive_int(fn: str, value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{fn}(): argument '{name}' must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{fn}(): argument '{name}' must be a positive int, got {value}")
+    return value
+
+
+def check_choice(fn: str, value: object, allowed: Iterable[str], name: str = "kind") -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{fn}(): argument '{name}' must be one of {', '.join(allowed)}; got {value!r}")
+    return value  # type: ignore[return-value]
