@@ -255,7 +255,9 @@ def combine_flows(coarse_to_fine: Sequence):
         name = f"coarse_to_fine[{idx}]"
         field = check_array(fn, name, field, ndim=4)
         if field.shape[3] != 2:
-            raise ValueError(f"{fn}(): argument '{name}' must have 2 components (dy, dx) on its last axis, got shape {field.shape}")
+            raise ValueError(
+                f"{fn}(): argument '{name}' must have 2 components (dy, dx) on its last axis, got shape {field.shape}"
+            )
         if F:
             _check_same(fn, name, field.shape[0], "coarse_to_fine[0]", F[0].shape[0], "batch size B")
             _check_dtypes(fn, **{"coarse_to_fine[0]": F[0], name: field})
@@ -280,7 +282,9 @@ def combine_flows(coarse_to_fine: Sequence):
 def _factor(fn, idx, coarse_hw, fine_hw):
     (H_c, W_c), (H_f, W_f) = coarse_hw, fine_hw
     if min(H_c, W_c, H_f, W_f) < 1:
-        raise ValueError(f"{fn}(): flow fields must have non-empty spatial axes; got ({H_c}, {W_c}) then ({H_f}, {W_f})")
+        raise ValueError(
+            f"{fn}(): flow fields must have non-empty spatial axes; got ({H_c}, {W_c}) then ({H_f}, {W_f})"
+        )
     if H_f % H_c or W_f % W_c:
         raise ValueError(
             f"{fn}(): argument 'coarse_to_fine[{idx}]' must have an integer multiple of the size of the previous, "

@@ -18,7 +18,9 @@ Conventions decided here (the reference states the same ones):
 * Spectral normalisation: ``v = normalize(W u)``, ``u' = normalize(W^T v)``,
   ``sigma = v^T W u'``, ``w_sn = w / sigma``.  ``u``, ``u'`` and ``v`` carry no gradient
   (``ops.stop_gradient``); the gradient flows through the ``W`` in ``sigma``, as in
-  PyTorch's ``spectral_norm`` and BigGAN.
+  PyTorch's ``spectral_norm`` and BigGAN.  If ``W u = 0`` (e.g. an all-zero weight, or
+  ``u`` orthogonal to the row space) then ``sigma = 0`` and ``w_sn`` is not finite, as in
+  PyTorch: draw the initial ``u`` at random.
 * Batch normalisation uses the biased variance (divide by the number of elements ``N``)
   computed in two passes, ``var = mean((x - mean)^2)``; the gradient flows through the
   batch statistics.  ``mean`` and ``var`` are given together or not at all.
@@ -79,9 +81,7 @@ def _as_matrix(xp, w):
 
 def _check_axes(fn: str, axes: object, ndim: int, name: str = "axes") -> tuple[int, ...]:
     if isinstance(axes, (str, bytes)) or not isinstance(axes, Sequence):
-        raise TypeError(
-            f"{fn}(): argument '{name}' must be a tuple of ints, got {axes!r} ({type(axes).__name__})"
-        )
+        raise TypeError(f"{fn}(): argument '{name}' must be a tuple of ints, got {axes!r} ({type(axes).__name__})")
     out = []
     for a in axes:
         if isinstance(a, bool) or not isinstance(a, int):
@@ -102,9 +102,7 @@ def _check_broadcast(fn: str, name: str, a: object, x_shape: tuple[int, ...]) ->
     """``a`` must broadcast against an array of shape ``x_shape`` without changing that shape."""
     check_array(fn, name, a)
     shape = tuple(a.shape)
-    ok = len(shape) <= len(x_shape) and all(
-        s in (1, t) for s, t in zip(reversed(shape), reversed(x_shape))
-    )
+    ok = len(shape) <= len(x_shape) and all(s in (1, t) for s, t in zip(reversed(shape), reversed(x_shape)))
     if not ok:
         raise ValueError(
             f"{fn}(): argument '{name}' must broadcast against 'x' of shape {x_shape} "

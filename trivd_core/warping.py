@@ -183,7 +183,9 @@ def combine_flows(coarse_to_fine: Sequence):
 def _factor(fn: str, idx: int, coarse_hw: tuple[int, int], fine_hw: tuple[int, int]) -> int:
     (H_c, W_c), (H_f, W_f) = coarse_hw, fine_hw
     if min(H_c, W_c, H_f, W_f) < 1:
-        raise ValueError(f"{fn}(): flow fields must have non-empty spatial axes; got ({H_c}, {W_c}) then ({H_f}, {W_f})")
+        raise ValueError(
+            f"{fn}(): flow fields must have non-empty spatial axes; got ({H_c}, {W_c}) then ({H_f}, {W_f})"
+        )
     if H_f % H_c or W_f % W_c:
         raise ValueError(
             f"{fn}(): argument 'coarse_to_fine[{idx}]' must have an integer multiple of the size of the previous, "

@@ -1,0 +1,104 @@
+"""JAX fast paths for :mod:`trivd_core.ops`.
+
+Every function takes exactly the (already validated) arguments of the generic op
+and returns the same result: channels last, HWIO / THWIO kernels, SAME zero
+padding for odd kernels, stride 1, cross-correlation (no kernel flip).
+
+Convolutions pass ``precision=lax.Precision.HIGHEST``.  On CPU this changes
+nothing, but on TPU the default precision of a float32 convolution is a single
+bfloat16 pass (about 3 significant digits) and on Ampere-or-newer GPUs XLA may
+use TF32 (10-bit mantissa); either would make a float32 fast path disagree with
+the generic code (which is plain float32 matmuls) by far more than float32
+rounding, and would fail the conformance tolerances.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from trivd_core.ops import adaptive_bins
+
+__all__ = [
+    "FAST_PATHS",
+    "pad_hw",
+    "conv2d",
+    "conv3d",
+    "avg_pool",
+    "upsample_nearest",
+    "adaptive_max_pool",
+    "stop_gradient",
+]
+
+_HIGHEST = lax.Precision.HIGHEST
+
+
+def pad_hw(x, ph, pw):
+    widths = [(0, 0)] * (x.ndim - 3) + [(ph, ph), (pw, pw), (0, 0)]
+    return jnp.pad(x, widths)
+
+
+def conv2d(x, w, b=None):
+    kh, kw = w.shape[0], w.shape[1]
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=(1, 1),
+        padding=[((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2],
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=_HIGHEST,
+    )
+    return y if b is None else y + b
+
+
+def conv3d(x, w, b=None):
+    kt, kh, kw = w.shape[0], w.shape[1], w.shape[2]
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=(1, 1, 1),
+        padding=[((kt - 1) // 2,) * 2, ((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2],
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+        precision=_HIGHEST,
+    )
+    return y if b is None else y + b
+
+
+def avg_pool(x, s):
+    window = (1,) * (x.ndim - 3) + (s, s, 1)
+    total = lax.reduce_window(x, np.array(0, dtype=x.dtype), lax.add, window, window, "VALID")
+    return total / (s * s)
+
+
+def upsample_nearest(x, s):
+    return jnp.repeat(jnp.repeat(x, s, axis=x.ndim - 3), s, axis=x.ndim - 2)
+
+
+def adaptive_max_pool(x, out_hw):
+    oh, ow = out_hw
+    B, H, W, C = x.shape
+    if H % oh == 0 and W % ow == 0:
+        # Equal bins: one reshape and one reduction instead of oh * ow slices.
+        return jnp.max(jnp.reshape(x, (B, oh, H // oh, ow, W // ow, C)), axis=(2, 4))
+    rows = []
+    for i0, i1 in adaptive_bins(H, oh):
+        rows.append(jnp.stack([jnp.max(x[:, i0:i1, j0:j1, :], axis=(1, 2)) for j0, j1 in adaptive_bins(W, ow)], axis=1))
+    return jnp.stack(rows, axis=1)
+
+
+def stop_gradient(x):
+    return jax.lax.stop_gradient(x)
+
+
+#: op name -> fast path, in the order they are registered.
+FAST_PATHS = {
+    "pad_hw": pad_hw,
+    "conv2d": conv2d,
+    "conv3d": conv3d,
+    "avg_pool": avg_pool,
+    "upsample_nearest": upsample_nearest,
+    "adaptive_max_pool": adaptive_max_pool,
+    "stop_gradient": stop_gradient,
+}

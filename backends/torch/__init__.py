@@ -1,0 +1,280 @@
+"""The PyTorch backends: ``torch`` (CPU / CUDA) and ``xla`` (an XLA device through torch_xla).
+
+Both hand trivd_core torch tensors (array namespace ``array_api_compat.torch``)
+and register the same ``torch.nn.functional`` fast paths; they differ in the
+device tensors are placed on and in what ``activate`` configures.
+
+Configuration (read when the backend is activated or first used):
+
+``TRIVD_TORCH_DEVICE`` (default ``cuda`` when available, else ``cpu``)
+    Device of the ``torch`` backend (``cpu``, ``cuda``, ``cuda:1``, ...).
+    ``TorchBackend(device=...)`` or ``BACKEND.on(...)`` does the same per object.
+``TRIVD_TORCH_ALLOW_TF32`` (default ``0``)
+    ``activate()`` sets the float32 precision of CUDA matmuls and cuDNN
+    convolutions to IEEE float32, i.e. turns TF32 off (PyTorch >= 2.9 enables TF32
+    for cuDNN convolutions by default; TF32 keeps 10 mantissa bits, so float32
+    results would differ from the generic code and the reference by ~1e-3
+    relative).  ``1`` leaves PyTorch's settings alone.  This is process-wide.
+``TRIVD_TORCH_COMPILE`` (default ``0``)
+    ``jit(f)`` returns ``torch.compile(f)`` when ``1``; eager ``f`` otherwise.
+``TRIVD_XLA_MATMUL_PRECISION`` (default ``highest``)
+    The ``xla`` backend's ``activate()`` calls
+    ``torch_xla.backends.set_mat_mul_precision`` with it (TPU's default is one
+    bfloat16 pass for float32 matmuls and convolutions).
+``PJRT_DEVICE``
+    torch_xla's device type (``CPU``, ``TPU``, ``CUDA``); set ``PJRT_DEVICE=CPU``
+    to run the ``xla`` backend on the host CPU.
+
+The ``xla`` backend imports torch_xla only when it is activated or used, so
+``import backends.torch`` works where torch_xla is not installed; activating it
+there raises :class:`backends.BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+import torch
+from array_api_compat import is_torch_namespace
+from array_api_compat import torch as torch_xp
+
+from trivd_core import ops
+
+from . import _fast
+
+__all__ = ["TorchBackend", "TorchXlaBackend", "BACKEND", "XLA_BACKEND"]
+
+_FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _map(fn, tree):
+    if isinstance(tree, dict):
+        return {k: _map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_map(fn, v) for v in tree)
+    return fn(tree)
+
+
+def _leaves(tree):
+    out = []
+    _map(out.append, tree)
+    return out
+
+
+def _env_flag(name: str, default: str) -> bool:
+    value = os.environ.get(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"environment variable {name} must be 0 or 1, got {value!r}")
+
+
+def _register_fast_paths() -> None:
+    """Register the ``torch.nn.functional`` fast paths unless they are already the active ones (idempotent)."""
+    current = ops.fast_paths(torch_xp)
+    for op, fn in _fast.FAST_PATHS.items():
+        if current.get(op) is not fn:
+            ops.register_fast_path(op, is_torch_namespace, fn)
+
+
+def _disable_tf32() -> None:
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(cudnn_conv, "fp32_precision"):
+        # PyTorch >= 2.9: the per-backend precision API (mixing it with the legacy
+        # allow_tf32 flags is an error there).
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        cudnn_conv.fp32_precision = "ieee"
+    else:  # pragma: no cover - older PyTorch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def _check_dtype(fn: str, dtype):
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        key = str(dtype).removeprefix("torch.")
+    else:
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:
+            key = None
+    if key not in _FLOAT_DTYPES:
+        raise ValueError(f"{fn}(): argument 'dtype' must be None, 'float32' or 'float64', got {dtype!r}")
+    return _FLOAT_DTYPES[key]
+
+
+class TorchBackend:
+    """trivd on PyTorch.  ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device`` or None (see module docs)."""
+
+    name = "torch"
+
+    def __init__(self, device=None, *, compile: bool | None = None):
+        self._device_spec = device
+        self._compile = compile
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self._device_spec!r})"
+
+    # -- configuration -------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        spec = self._device_spec
+        if spec is None:
+            spec = os.environ.get("TRIVD_TORCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            return torch.device(spec)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"TorchBackend(): argument 'device' must be a torch device such as 'cpu' or 'cuda:0', got {spec!r}"
+            ) from exc
+
+    @property
+    def supports_float64(self) -> bool:
+        return self.device.type != "mps"
+
+    def on(self, device) -> TorchBackend:
+        """The same backend placing tensors on ``device``."""
+        return type(self)(device, compile=self._compile)
+
+    def namespace(self):
+        return torch_xp
+
+    def activate(self) -> None:
+        """Turn TF32 off (unless ``TRIVD_TORCH_ALLOW_TF32=1``) and register the fast paths.  Idempotent."""
+        if not _env_flag("TRIVD_TORCH_ALLOW_TF32", "0"):
+            _disable_tf32()
+        _register_fast_paths()
+
+    def deactivate(self) -> None:
+        """Remove the torch fast paths (shared by ``torch`` and ``xla``): generic code runs on tensors again."""
+        for op, fn in _fast.FAST_PATHS.items():
+            ops.unregister_fast_path(op, fn)
+
+    # -- arrays --------------------------------------------------------------
+
+    def asarray(self, a, dtype=None):
+        """NumPy array (or nested dict/list/tuple of them) -> tensor(s) on ``self.device`` (always a copy).
+
+        ``dtype``: None (keep), ``"float32"`` or ``"float64"`` (converts floating
+        leaves only, so integer indices in the same tree keep their type).
+        """
+        want = _check_dtype(f"{type(self).__name__}.asarray", dtype)
+        device = self.device
+
+        def convert(v):
+            t = v.detach() if isinstance(v, torch.Tensor) else torch.tensor(np.asarray(v))
+            if want is not None and t.is_floating_point():
+                t = t.to(want)
+            return t.to(device)
+
+        return _map(convert, a)
+
+    def to_numpy(self, x):
+        return _map(lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v), x)
+
+    # -- transformations -----------------------------------------------------
+
+    def value_and_grad(self, f, argnums=0):
+        """Like ``jax.value_and_grad``: ``g(*args) -> (value, grads)`` through torch autograd.
+
+        Arguments named by ``argnums`` may be tensors or nested dicts/lists of
+        floating tensors (params); gradients come back in the same structure.
+        ``value`` is detached.  Inputs are not modified (gradients are taken
+        with respect to detached copies that share storage).
+        """
+        single = isinstance(argnums, int)
+        nums = (argnums,) if single else tuple(argnums)
+        for i in nums:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise TypeError(
+                    f"value_and_grad(): argument 'argnums' must be an int or a tuple of ints, got {argnums!r}"
+                )
+
+        def leaf(v, where):
+            if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+                kind = v.dtype if isinstance(v, torch.Tensor) else type(v).__name__
+                raise TypeError(
+                    f"value_and_grad(): positional argument {where} must hold floating tensors only "
+                    f"(it is differentiated), got {kind}"
+                )
+            return v.detach().requires_grad_(True)
+
+        def g(*args):
+            args = list(args)
+            for i in nums:
+                if not -len(args) <= i < len(args):
+                    raise ValueError(f"value_and_grad(): argnums entry {i} is out of range for {len(args)} arguments")
+                args[i] = _map(lambda v, i=i: leaf(v, i), args[i])
+            with torch.enable_grad():
+                value = f(*args)
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise TypeError(f"value_and_grad(): 'f' must return a scalar tensor, got {shape}")
+            flat = [t for i in nums for t in _leaves(args[i])]
+            if value.requires_grad:
+                grads = torch.autograd.grad(value, flat, allow_unused=True)
+            else:
+                grads = [None] * len(flat)
+            grads = iter([torch.zeros_like(t) if gr is None else gr for t, gr in zip(flat, grads)])
+            trees = tuple(_map(lambda _t: next(grads), args[i]) for i in nums)
+            return value.detach(), (trees[0] if single else trees)
+
+        return g
+
+    def jit(self, f, **kwargs):
+        """``torch.compile(f, **kwargs)`` if enabled (``compile=True`` or ``TRIVD_TORCH_COMPILE=1``), else ``f``."""
+        use = self._compile if self._compile is not None else _env_flag("TRIVD_TORCH_COMPILE", "0")
+        return torch.compile(f, **kwargs) if use else f
+
+
+class TorchXlaBackend(TorchBackend):
+    """trivd on an XLA device through torch_xla (TPU, GPU, or the host CPU with ``PJRT_DEVICE=CPU``).
+
+    ``jit`` is the identity: torch_xla already records operations lazily and
+    compiles and runs the recorded graph when a result is needed (``to_numpy``)
+    or at ``torch_xla.sync()``; compiled graphs are cached by shape.
+    """
+
+    name = "xla"
+
+    def __init__(self, device=None, *, compile: bool | None = False):
+        super().__init__(device, compile=compile)
+
+    def _xla(self):
+        try:
+            return importlib.import_module("backends.torch.xla")
+        except ImportError as exc:
+            from backends import BackendUnavailable
+
+            raise BackendUnavailable(
+                f"backend 'xla' needs torch_xla, which is not importable here ({exc}); "
+                "install it with `pip install 'trivd[xla]'` (torch==2.9.0 and torch-xla==2.9.0)"
+            ) from exc
+
+    @property
+    def device(self) -> torch.device:
+        xla = self._xla()
+        return xla.xla_device() if self._device_spec is None else torch.device(self._device_spec)
+
+    @property
+    def supports_float64(self) -> bool:
+        return self._xla().device_type() != "TPU"
+
+    def activate(self) -> None:
+        """Import torch_xla, set float32 matmul/conv precision to ``$TRIVD_XLA_MATMUL_PRECISION`` and register the fast paths."""
+        xla = self._xla()
+        xla.set_matmul_precision(os.environ.get("TRIVD_XLA_MATMUL_PRECISION", "highest"))
+        _register_fast_paths()
+
+    def sharded_batch_stats(self, x, axes=(0, 1, 2)):
+        """See :func:`backends.torch.xla.sharded_batch_stats` (needs SPMD mode)."""
+        return self._xla().sharded_batch_stats(x, axes)
+
+
+BACKEND = TorchBackend()
+XLA_BACKEND = TorchXlaBackend()

@@ -1,0 +1,62 @@
+"""Small helpers for nested argument structures ("trees").
+
+A tree is an array leaf, or a ``dict``/``list``/``tuple`` of trees (params are
+nested dicts, ``combine_flows`` takes a list of arrays, several ops return
+tuples).  Anything else (ints, floats, strings, ``None``) is a non-array leaf
+and is passed through untouched by :func:`tree_map_arrays`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["tree_map", "tree_map_arrays", "tree_leaves", "tree_paths", "tree_replace"]
+
+
+def tree_map(fn: Callable[[Any], Any], tree: Any) -> Any:
+    """Apply ``fn`` to every leaf (anything that is not a dict, list or tuple)."""
+    if isinstance(tree, dict):
+        return {k: tree_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(tree_map(fn, v) for v in tree)
+    return fn(tree)
+
+
+def tree_map_arrays(fn: Callable[[np.ndarray], Any], tree: Any) -> Any:
+    """Apply ``fn`` to every NumPy-array leaf; other leaves are returned unchanged."""
+    return tree_map(lambda v: fn(v) if isinstance(v, np.ndarray) else v, tree)
+
+
+def tree_leaves(tree: Any) -> list[Any]:
+    """All leaves, depth first, dict keys in insertion order."""
+    out: list[Any] = []
+    tree_map(out.append, tree)
+    return out
+
+
+def tree_paths(tree: Any, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
+    """``[(path, leaf), ...]`` where ``path`` is the tuple of keys/indices leading to the leaf."""
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in tree_paths(v, (*prefix, k))]
+    if isinstance(tree, (list, tuple)):
+        return [p for i, v in enumerate(tree) for p in tree_paths(v, (*prefix, i))]
+    return [(prefix, tree)]
+
+
+def tree_replace(tree: Any, path: tuple, value: Any) -> Any:
+    """A copy of ``tree`` (containers only; leaves are shared) with the leaf at ``path`` replaced."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(tree, dict):
+        new = dict(tree)
+        new[head] = tree_replace(tree[head], rest, value)
+        return new
+    if isinstance(tree, (list, tuple)):
+        items = list(tree)
+        items[head] = tree_replace(tree[head], rest, value)
+        return type(tree)(items)
+    raise KeyError(f"path {path!r} does not lead into a container (found {type(tree).__name__})")

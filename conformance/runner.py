@@ -1,0 +1,454 @@
+"""The conformance runner: every op record on a target, against the float64 reference.
+
+``run(target)`` returns one :class:`Result` per (op record, dtype) with status
+
+* ``pass``    every case within the record's tolerance,
+* ``fail``    a case out of tolerance, a wrong shape/dtype, non-finite output,
+              an exception, or (core targets) a missing function,
+* ``missing`` a port does not provide the op (absent name or ``NotImplementedError``),
+* ``skip``    listed in the target's skip file, or float64 on a target without it,
+* ``xfail``   listed as ``xfail`` in the skip file and failing as expected (a
+              listed op that passes is reported ``fail``, so the list cannot rot).
+
+The reference is the spec: it runs in float64 on the same inputs the target
+gets (for a float32 run, the float32-rounded inputs cast back to float64), so
+the reported error is the target's own.
+
+Skip files: ``conformance/skips/<target>.txt`` (``<target>`` is the backend name,
+``array_api_strict``, or ``port-<module>``), one entry a line::
+
+    # comment
+    <op pattern>[@<dtype>]  <reason>          skip: not run
+    xfail <op pattern>[@<dtype>]  <reason>    run; failure expected
+
+``<op pattern>`` is a record name, a base name (``cell_step``) or a ``*``/``?``
+glob; a reason is required.  An empty file is the goal.
+
+Command line (``trivd conform``)::
+
+    trivd conform [--backend NAME | --port MODULE] [--dtype float32 ...] [--ops PATTERN] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .records import DTYPES, RECORDS, OpRecord, Tol, name_matches, select
+from .targets import Missing, Target, _lookup, get_target
+
+__all__ = [
+    "Result",
+    "Comparison",
+    "SkipEntry",
+    "STATUSES",
+    "SKIPS_DIR",
+    "run",
+    "run_one",
+    "compare",
+    "reference_outputs",
+    "format_table",
+    "summary",
+    "quick_subset",
+    "parse_skips",
+    "load_skips",
+    "match_skip",
+    "main",
+]
+
+STATUSES = ("pass", "fail", "missing", "skip", "xfail")
+SKIPS_DIR = Path(__file__).resolve().parent / "skips"
+
+
+@dataclass
+class Result:
+    """Outcome of one op record in one dtype on one target."""
+
+    target: str
+    op: str
+    dtype: str
+    status: str
+    max_abs: float = math.nan
+    max_rel: float = math.nan
+    tolerance: Tol | None = None
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+
+@dataclass
+class Comparison:
+    ok: bool
+    max_abs: float
+    max_rel: float
+    message: str = ""
+
+
+# ---------------------------------------------------------------------------
+# skip files
+
+
+@dataclass(frozen=True)
+class SkipEntry:
+    pattern: str
+    dtype: str | None
+    reason: str
+    xfail: bool = False
+    source: str = ""
+
+
+def parse_skips(text: str, source: str = "<string>") -> list[SkipEntry]:
+    """Parse a skip file (format in the module docstring); raises ``ValueError`` naming the line."""
+    entries = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        xfail = parts[0] == "xfail"
+        if xfail:
+            parts = parts[1].split(None, 1) if len(parts) > 1 else []
+        if len(parts) < 2 or not parts[1].strip():
+            raise ValueError(f"{source}:{lineno}: expected '[xfail] <op>[@<dtype>]  <reason>', got {line!r}")
+        pattern, reason = parts[0], parts[1].strip()
+        dtype = None
+        if "@" in pattern:
+            pattern, dtype = pattern.rsplit("@", 1)
+            if dtype not in DTYPES:
+                raise ValueError(f"{source}:{lineno}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        entries.append(SkipEntry(pattern, dtype, reason, xfail, f"{source}:{lineno}"))
+    return entries
+
+
+def load_skips(target: Target | str, directory: str | Path | None = None) -> list[SkipEntry]:
+    """Entries of ``<directory>/<target.skip_key>.txt`` (default directory :data:`SKIPS_DIR`; none if no file)."""
+    key = target if isinstance(target, str) else target.skip_key
+    path = Path(SKIPS_DIR if directory is None else directory) / f"{key}.txt"
+    if not path.exists():
+        return []
+    return parse_skips(path.read_text(encoding="utf-8"), str(path))
+
+
+def match_skip(entries: Iterable[SkipEntry], record: OpRecord | str, dtype: str) -> SkipEntry | None:
+    name = record if isinstance(record, str) else record.name
+    for e in entries:
+        if (e.dtype is None or e.dtype == dtype) and name_matches(e.pattern, name):
+            return e
+    return None
+
+
+# ---------------------------------------------------------------------------
+# reference and comparison
+
+_REF_CACHE: dict[tuple, tuple[OpRecord, tuple[np.ndarray, ...]]] = {}
+
+
+def _to_float64(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
+
+
+def reference_outputs(record: OpRecord, case: str, dtype: str) -> tuple[np.ndarray, ...]:
+    """The reference's outputs, in float64, on ``record.inputs(case, dtype)`` (cached per process)."""
+    key = (id(record), record.name, case, dtype)
+    hit = _REF_CACHE.get(key)
+    if hit is not None and hit[0] is record:
+        return hit[1]
+    fn = _lookup("reference", record.module, record.function)
+    if fn is None:
+        raise LookupError(f"reference has no function {record.function!r} (module reference.{record.module})")
+    args, kwargs = record.inputs(case, dtype)
+    args, kwargs = record.map_arrays(args, kwargs, _to_float64)
+    outs = tuple(np.asarray(o) for o in record.outputs(fn(*args, **kwargs)))
+    _REF_CACHE[key] = (record, outs)
+    return outs
+
+
+def compare(actual: Sequence, expected: Sequence[np.ndarray], tol: Tol, dtype: str) -> Comparison:
+    """Compare NumPy outputs with the float64 reference under ``tol`` (see the module docstring).
+
+    ``max_rel`` is ``max |a - e| / (|e| + atol/rtol)``, so an output passes exactly
+    when ``max_rel <= rtol`` (with ``rtol == 0``: ``|a - e| / |e|``).
+    """
+    if len(actual) != len(expected):
+        return Comparison(False, math.nan, math.nan, f"returned {len(actual)} outputs, expected {len(expected)}")
+    worst_abs, worst_rel = 0.0, 0.0
+    problems = []
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        label = f"output {i}" if len(expected) > 1 else "output"
+        if not isinstance(a, np.ndarray) or a.dtype == object:
+            problems.append(f"{label}: expected an array, got {type(a).__name__}")
+            continue
+        if a.shape != e.shape:
+            problems.append(f"{label}: shape {a.shape}, expected {e.shape}")
+            continue
+        if np.issubdtype(e.dtype, np.floating):
+            if a.dtype != np.dtype(dtype):
+                problems.append(f"{label}: dtype {a.dtype}, expected {dtype}")
+                continue
+        elif a.dtype.kind != e.dtype.kind:
+            problems.append(f"{label}: dtype {a.dtype}, expected a {e.dtype.kind!r}-kind dtype like {e.dtype}")
+            continue
+        a64 = a.astype(np.float64)
+        e64 = e.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            err = np.abs(a64 - e64)
+            err = np.where(np.isnan(a64) & np.isnan(e64), 0.0, err)
+            err = np.where(np.isnan(err), np.inf, err)
+            if tol.rtol > 0:
+                rel = err / (np.abs(e64) + tol.atol / tol.rtol)
+            else:
+                rel = np.where(err == 0, 0.0, err / np.abs(e64))
+            bad = ~(err <= tol.atol + tol.rtol * np.abs(e64))
+        if err.size:
+            worst_abs = max(worst_abs, float(np.max(err)))
+            worst_rel = max(worst_rel, float(np.max(rel)))
+        if bad.any():
+            idx = np.unravel_index(int(np.argmax(np.where(bad, rel, -1.0))), err.shape) if err.ndim else ()
+            problems.append(
+                f"{label}: {int(bad.sum())}/{bad.size} elements off, worst at {tuple(int(j) for j in idx)}: "
+                f"got {a64[idx]!r}, expected {e64[idx]!r}"
+            )
+    return Comparison(not problems, worst_abs, worst_rel, "; ".join(problems))
+
+
+# ---------------------------------------------------------------------------
+# running
+
+
+def _as_records(records: Sequence[OpRecord | str] | str | None) -> list[OpRecord]:
+    if records is None:
+        return list(RECORDS)
+    if isinstance(records, str):
+        return select(records)
+    out = []
+    for r in records:
+        out.extend(select([r]) if isinstance(r, str) else [r])
+    return out
+
+
+def run_one(target: Target, record: OpRecord, dtype: str, skips: Sequence[SkipEntry] = ()) -> Result:
+    """Run one record in one dtype on ``target`` (all of its cases)."""
+    tol = record.tolerances[dtype]
+    res = Result(target.name, record.name, dtype, "pass", tolerance=tol)
+    entry = match_skip(skips, record, dtype)
+    if entry is not None and not entry.xfail:
+        res.status, res.message = "skip", entry.reason
+        return res
+    if dtype == "float64" and not target.supports_float64:
+        res.status, res.message = "skip", f"{target.name} does not support float64"
+        return res
+    fn = target.resolve(record)
+    if fn is None:
+        res.status = "fail" if target.missing_is_failure else "missing"
+        res.message = f"{target.name} has no function {record.function!r}"
+        return res
+    problems = []
+    abs_errs, rel_errs = [], []
+    for case in record.cases:
+        try:
+            expected = reference_outputs(record, case, dtype)
+        except Exception as exc:  # a defect of the suite or the reference, not of the target
+            problems.append(f"[{case}] reference raised {type(exc).__name__}: {exc}")
+            continue
+        args, kwargs = record.inputs(case, dtype)
+        try:
+            targs, tkwargs = record.map_arrays(args, kwargs, target.to_target)
+            outs = record.outputs(target.call(fn, targs, tkwargs))
+            foreign = [type(o).__name__ for o in outs if o is not None and not target.is_native(o)]
+            if foreign:
+                problems.append(f"[{case}] returned {', '.join(foreign)} instead of {target.name} arrays")
+                continue
+            actual = tuple(target.to_numpy(o) for o in outs)
+        except Missing as exc:
+            res.status, res.message = "missing", f"{target.name} does not implement it: {exc}"
+            return res
+        except Exception as exc:
+            problems.append(f"[{case}] raised {type(exc).__name__}: {exc}")
+            continue
+        cmp = compare(actual, expected, tol, dtype)
+        if not math.isnan(cmp.max_abs):
+            abs_errs.append(cmp.max_abs)
+            rel_errs.append(cmp.max_rel)
+        if not cmp.ok:
+            problems.append(f"[{case}] {cmp.message}")
+    res.max_abs = max(abs_errs) if abs_errs else math.nan
+    res.max_rel = max(rel_errs) if rel_errs else math.nan
+    if problems:
+        res.status, res.message = "fail", " | ".join(problems)
+    if entry is not None:  # xfail entry
+        if res.status == "fail":
+            res.status, res.message = "xfail", f"{entry.reason} ({res.message})"
+        else:
+            res.status = "fail"
+            res.message = f"listed as xfail ({entry.source}: {entry.reason}) but passes; remove the entry"
+    return res
+
+
+def run(
+    target: Target | str,
+    records: Sequence[OpRecord | str] | str | None = None,
+    dtypes: Sequence[str] = DTYPES,
+    *,
+    skips: Sequence[SkipEntry] | str | Path | None = None,
+    progress: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """Check ``records`` (default: all) on ``target`` in each of ``dtypes``.
+
+    ``target`` is a :class:`~conformance.targets.Target` or a spec for
+    :func:`~conformance.targets.get_target`.  ``records`` may be records, names or
+    patterns.  ``skips`` is a list of entries, a path to a skip file, or ``None``
+    for the target's file in ``conformance/skips/``.
+    """
+    target = get_target(target)
+    for d in dtypes:
+        if d not in DTYPES:
+            raise ValueError(f"run(): dtypes must be among {DTYPES}, got {d!r}")
+    if skips is None:
+        skips = load_skips(target)
+    elif isinstance(skips, (str, Path)):
+        skips = parse_skips(Path(skips).read_text(encoding="utf-8"), str(skips))
+    results = []
+    for record in _as_records(records):
+        for dtype in dtypes:
+            r = run_one(target, record, dtype, skips)
+            results.append(r)
+            if progress is not None:
+                progress(r)
+    return results
+
+
+def quick_subset(records: Sequence[OpRecord] | None = None) -> list[str]:
+    """Record names for a seconds-long gate: the warps, one cell kind (TSRU_p) and the losses."""
+    wanted = [
+        "pixelwise_warp",
+        "factorized_kernels",
+        "expected_flow",
+        "combine_flows",
+        "cell_step[tsru_p]",
+        "d_hinge_loss",
+        "g_hinge_loss",
+        "projection",
+        "mixed_projection",
+    ]
+    names = {r.name for r in (RECORDS if records is None else records)}
+    return [n for n in wanted if n in names]
+
+
+# ---------------------------------------------------------------------------
+# reporting
+
+
+def summary(results: Sequence[Result]) -> str:
+    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    return ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s] or s in ("pass", "fail"))
+
+
+def _num(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2e}"
+
+
+def format_table(results: Sequence[Result], *, width: int = 100) -> str:
+    """A plain-text table: op, dtype, status, max abs err, max rel err, tolerance, note; and a summary line."""
+    targets = sorted({r.target for r in results})
+    show_target = len(targets) > 1
+    header = (["target"] if show_target else []) + ["op", "dtype", "status", "max abs err", "max rel err", "tolerance"]
+    rows = []
+    for r in results:
+        tol = r.tolerance.describe() if r.tolerance is not None else "-"
+        row = ([r.target] if show_target else []) + [r.op, r.dtype, r.status, _num(r.max_abs), _num(r.max_rel), tol]
+        rows.append((row, r.message))
+    widths = [max(len(h), *(len(row[i]) for row, _ in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header) + "  note", fmt.format(*("-" * w for w in widths)) + "  ----"]
+    for row, msg in rows:
+        note = msg if len(msg) <= width else msg[: width - 3] + "..."
+        lines.append((fmt.format(*row) + ("  " + note if note else "")).rstrip())
+    title = targets[0] if len(targets) == 1 else ", ".join(targets)
+    lines.append("")
+    lines.append(f"{title or 'no results'}: {summary(results)}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trivd conform",
+        description="Check trivd_core on a backend, or a third-party port, against the NumPy reference.",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="numpy, array_api_strict, jax, torch, xla (default: $TRIVD_BACKEND or numpy)",
+    )
+    g.add_argument("--port", metavar="MODULE", help="import path of a port module exposing public trivd names")
+    p.add_argument(
+        "--dtype",
+        action="append",
+        choices=DTYPES,
+        help="dtype to check (repeatable; default: float32 and float64)",
+    )
+    p.add_argument("--ops", metavar="PATTERN", help="comma-separated record names, base names or * globs")
+    p.add_argument("--quick", action="store_true", help="only the seconds-long subset (warps, TSRU_p, losses)")
+    p.add_argument("--skip-file", metavar="PATH", help="skip file to use instead of conformance/skips/<target>.txt")
+    p.add_argument("--list", action="store_true", help="list the op records and exit")
+    p.add_argument("--width", type=int, default=100, help="truncate notes to this many characters (0: no limit)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``trivd conform``: print the table; 0 when nothing failed, 1 on any failure, 2 on a usage error."""
+    args = _parser().parse_args(argv)
+    records = select(args.ops)
+    if args.quick:
+        keep = set(quick_subset())
+        records = [r for r in records if r.name in keep]
+    if args.list:
+        for r in records:
+            print(f"{r.name:28s} {r.module}.{r.function}  cases: {', '.join(r.cases)}")
+        return 0
+    if not records:
+        print(f"trivd conform: no op record matches {args.ops!r}", file=sys.stderr)
+        return 2
+    try:
+        if args.port:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            target = get_target(f"port:{args.port}")
+        else:
+            import backends
+
+            target = get_target(args.backend or backends.default_name())
+    except Exception as exc:
+        print(f"trivd conform: cannot set up the target: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        skips = (
+            parse_skips(Path(args.skip_file).read_text(encoding="utf-8"), args.skip_file) if args.skip_file else None
+        )
+    except (OSError, ValueError) as exc:
+        print(f"trivd conform: bad skip file: {exc}", file=sys.stderr)
+        return 2
+    dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(records) * len(dtypes), desc=f"conform {target.name}", disable=not sys.stderr.isatty()) as bar:
+        results = run(target, records, dtypes, skips=skips, progress=lambda r: bar.update(1))
+    print(format_table(results, width=args.width if args.width > 0 else 10**9))
+    return 1 if any(r.failed for r in results) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Project-level checks: the README's commands are what CI runs; configs and the CLI behave."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from trivd_core import cli
+from trivd_core.configs import CONFIGS, get_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text, flags=re.S)[:2]
+
+
+def test_readme_opens_with_two_commands_that_ci_runs():
+    main_job, tests = _readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text()
+    # The test command, split at '&&', must appear step by step in .ci/run.
+    for step in tests.split("&&"):
+        assert step.strip() in ci, f"README test step {step.strip()!r} is not run by .ci/run"
+    for step in main_job.split("&&"):
+        step = step.strip().replace(" -q", "")
+        assert step.split()[-1] in ci and step.split()[0] in ci, f"README main-job step {step!r} is not run by .ci/run"
+
+
+def test_tox_envs_named_in_issue_exist():
+    tox = (ROOT / "tox.ini").read_text()
+    for env in ("core", "lint", "jax", "torch", "xla", "demo"):
+        assert f"[testenv:{env}]" in tox
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_named_configs_validate(name):
+    cfg = get_config(name)
+    assert cfg.resolution % 8 == 0 and cfg.K <= cfg.t_total
+
+
+def test_paper_hyper_parameters_are_the_defaults():
+    cfg = get_config("paper_large")
+    assert (cfg.g_ch, cfg.beta1, cfg.beta2, cfg.lr_g, cfg.lr_d, cfg.d_steps) == (120, 0.0, 0.999, 1e-4, 5e-4, 2)
+    assert (cfg.ortho_weight, cfg.ema_decay, cfg.ema_start, cfg.K, cfg.s) == (1e-4, 0.9999, 20_000, 8, 2)
+    assert (cfg.t_cond, cfg.t_pred, cfg.resolution, cfg.cell, cfg.decomposition) == (5, 11, 64, "tsru_p", "stronger")
+    bair = get_config("bair")
+    assert (bair.g_ch, bair.d_ch, bair.t_cond, bair.t_pred, bair.lr_g, bair.lr_d) == (48, 92, 1, 15, 2e-5, 3e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"cell": "lstm"}, "cell"),
+        ({"decomposition": "fastest"}, "decomposition"),
+        ({"K": 17}, "K"),
+        ({"resolution": 60}, "resolution"),
+        ({"s": 3}, "s"),
+        ({"cell_k": 4}, "cell_k"),
+        ({"head": "linear"}, "head"),
+        ({"t_pred": 0}, "t_pred"),
+    ],
+)
+def test_bad_configs_name_the_field(overrides, field):
+    with pytest.raises(ValueError, match=f"field '{field}'"):
+        get_config("paper_medium", **overrides)
+
+
+def test_unknown_config_name():
+    with pytest.raises(ValueError, match="tiny"):
+        get_config("huge")
+
+
+def test_cli_info_lists_backends(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out and "available" in out
+
+
+def test_cli_without_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "conform" in capsys.readouterr().out

@@ -1,0 +1,498 @@
+"""Discriminators, their input decompositions and the encoder E (paper appendix A, section 3.1, Table 1, E.1).
+
+Network (appendix A: "almost identical to BigGAN's discriminator")
+-----------------------------------------------------------------
+Every sub-discriminator is the BigGAN D of BigGAN-PyTorch (``D_arch[64]``, ``D_wide``):
+five residual blocks of widths ``d_ch * d_widths[i]`` (``d_widths = (1, 2, 4, 8, 16)``),
+the first four average-pooling space by 2, then ReLU, a sum over space, and the head::
+
+    block i:  h  = relu(x) if i > 0 else x        (no pre-activation in the first block)
+              h  = conv2(relu(conv1(h)))          (3x3 convs, hidden width = output width)
+              h  = pool(h)                        (blocks 0-3: 2x2 average pool of space)
+              sc = pool(conv_sc(x)) if i > 0 else conv_sc(pool(x))   (1x1 conv, present when
+                                                   the widths differ or the block pools)
+              y  = h + sc
+
+The shortcut order follows BigGAN-PyTorch's ``DBlock.shortcut``: with pre-activation
+(blocks 1-4) conv then pool, without (block 0) pool then conv; both are linear maps
+that commute, so only the cost differs.  All weights (convs, the head's linear map and
+the class embedding) carry spectral normalisation (``nn.py``, one power iteration,
+``state["u"]``); all are initialised orthogonally (E.2), biases zero.
+
+Spatio-temporal discriminators (``clV``, ``dV``, ``crV``) replace *all* convolutions of
+the first two blocks by 3-D ones (``3x3x3``, and ``1x1x1`` for the shortcut) acting on
+``(B, T, H, W, C)``; pooling stays spatial, so time is kept.  The remaining blocks run
+framewise with time folded into the batch.  Frame discriminators (``F``, ``dF``) are
+framewise throughout.  After the blocks, ``h = sum_{space} relu(y)`` has shape
+``(B, T', C)`` with ``T'`` the judged frames (``T`` for video discriminators, the ``K``
+sampled frames for frame discriminators, treated as the "time" axis of the head).
+
+Heads (appendix E.1, ``losses.py``)
+-----------------------------------
+* ``config.head == "mixed"`` (default): Eq. 15 on ``h (B, T', C)``; scores ``(B, B, T')``.
+* ``config.head == "projection"``: the projection head on ``sum_t h`` ``(B, C)``;
+  scores ``(B,)``.  (Summing features over ``T'`` first means the bias enters once.)
+
+The class embedding ``y_embed = E[class_ids]`` comes from an SN-normalised table
+``E (n_classes, C_last)`` stored as ``params["embed"]["w"]``; ``class_ids=None`` is the
+dummy zero class of DVD-GAN-FP (appendix A): every sample uses row 0.
+
+Sub-discriminators (section 3.1, Table 1) and decompositions
+------------------------------------------------------------
+With ``v = [conditioning frames ; predicted or real future frames]`` ``(B, T, H, W, C)``,
+``T = t_cond + t_pred``::
+
+    F    frame-level                 sample_frames(v, idx)               (B, K, H,   W,   C)
+    dF   downsampled frame-level     downsample(sample_frames(v, idx), s) (B, K, H/s, W/s, C)
+    clV  clip (whole video)          v                                   (B, T, H,   W,   C)
+    dV   downsampled video           downsample(v, s)                    (B, T, H/s, W/s, C)
+    crV  cropped video               crop(v, offsets, (H/s, W/s))        (B, T, H/s, W/s, C)
+
+:data:`DECOMPOSITIONS` maps each name of Table 1 to its set.  All randomness is explicit:
+``randomness = {"idx": (B, K) int, "offsets": (B, 2) int}`` (only the keys the
+decomposition needs), drawn by :func:`sample_randomness`.
+
+Encoder E (appendix A)
+----------------------
+"An encoder E, identical to the spatial discriminator network, is applied to the
+conditioning frames" framewise; the generator reads its block outputs at the resolutions
+of its three recurrent units, ``resolution // 8``, ``// 4``, ``// 2``, i.e. the outputs of
+blocks 2, 1 and 0.  E therefore holds only those three blocks (blocks 3-4 and the head
+would receive no gradient); see :func:`encode`.
+
+Parameter and state trees
+-------------------------
+One network::
+
+    params = {"block0": {"conv1": {"w", "b"}, "conv2": {"w", "b"}, "conv_sc": {"w", "b"}},
+              ..., "block4": {...},
+              "linear": {"w": (C_last, 1), "b": (1,)}, "embed": {"w": (n_classes, C_last)}}
+    state  = the same keys, each layer {"u": (C_out,)}
+
+``init_discriminator`` returns ``{name: network}`` for the sub-discriminators of
+``config.decomposition`` (names as in Table 1: ``"F", "dF", "clV", "dV", "crV"``);
+``init_encoder`` returns ``{"block0", "block1", "block2"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from . import nn, ops
+from ._validate import check_array
+from .configs import Config, get_config
+from .losses import mixed_projection, projection
+from .video import crop, downsample, sample_frames
+
+__all__ = [
+    "SUB_DISCRIMINATORS",
+    "DECOMPOSITIONS",
+    "TEMPORAL_BLOCKS",
+    "ENCODER_BLOCKS",
+    "sub_discriminators",
+    "input_shape",
+    "init_discriminator",
+    "discriminate",
+    "sample_randomness",
+    "discriminator_shapes",
+    "init_encoder",
+    "encode",
+    "encoder_channels",
+    "encoder_shapes",
+]
+
+#: Sub-discriminators of Table 1 -> network kind ("frame": 2-D throughout; "video": 3-D first blocks).
+SUB_DISCRIMINATORS: dict[str, str] = {"F": "frame", "dF": "frame", "clV": "video", "dV": "video", "crV": "video"}
+
+#: Decompositions of Table 1 by name (``stronger`` is TrIVD-GAN-FP's).
+DECOMPOSITIONS: dict[str, tuple[str, ...]] = {
+    "clip": ("clV",),
+    "downsampled": ("dV",),
+    "cropped": ("crV",),
+    "cropped_downsampled": ("crV", "dV"),
+    "mocogan": ("F", "clV"),
+    "dvdgan_fp": ("F", "dV"),
+    "faster": ("dF", "crV"),
+    "stronger": ("dF", "crV", "dV"),
+}
+
+#: Blocks whose convolutions are 3-D in the spatio-temporal discriminators (appendix A).
+TEMPORAL_BLOCKS = 2
+#: Blocks that average-pool space by 2 (BigGAN D: the first four of five).
+POOLING_BLOCKS = 4
+#: Blocks of the encoder: the outputs at resolution/2, /4, /8 (appendix A).
+ENCODER_BLOCKS = 3
+
+
+# ---------------------------------------------------------------------------
+# config helpers
+
+
+def _as_config(fn: str, config) -> Config:
+    if isinstance(config, str):
+        return get_config(config)
+    if not isinstance(config, Config):
+        raise TypeError(f"{fn}(): argument 'config' must be a trivd_core.configs.Config or a config name, "
+                        f"got {type(config).__name__}")
+    return config.validate()
+
+
+def sub_discriminators(config) -> tuple[str, ...]:
+    """The sub-discriminator names of ``config.decomposition`` (Table 1)."""
+    config = _as_config("sub_discriminators", config)
+    return DECOMPOSITIONS[config.decomposition]
+
+
+def _input_hw(config: Config, name: str) -> int:
+    """Frame size a sub-discriminator sees: ``H`` for F / clV, ``H/s`` for dF / dV / crV."""
+    return config.resolution if name in ("F", "clV") else config.resolution // config.s
+
+
+def input_shape(config, name: str, batch: int = 1) -> tuple[int, int, int, int, int]:
+    """Shape ``(B, T', h, w, C)`` of the input of sub-discriminator ``name`` (see the module docstring)."""
+    config = _as_config("input_shape", config)
+    if name not in SUB_DISCRIMINATORS:
+        raise ValueError(f"input_shape(): argument 'name' must be one of {', '.join(SUB_DISCRIMINATORS)}; got {name!r}")
+    t = config.K if SUB_DISCRIMINATORS[name] == "frame" else config.t_total
+    r = _input_hw(config, name)
+    return (batch, t, r, r, config.channels)
+
+
+# ---------------------------------------------------------------------------
+# layer specs: one description drives both initialisation and shape-only counting
+
+
+def _block_spec(c_in: int, c_out: int, *, conv3d: bool, pool: bool) -> dict:
+    kind = "conv3d" if conv3d else "conv"
+    spec = {"conv1": (kind, c_in, c_out, 3), "conv2": (kind, c_out, c_out, 3)}
+    if c_in != c_out or pool:
+        spec["conv_sc"] = (kind, c_in, c_out, 1)
+    return spec
+
+
+def _widths(config: Config) -> list[int]:
+    return [config.d_ch * m for m in config.d_widths]
+
+
+def _net_spec(config: Config, kind: str) -> dict:
+    widths = _widths(config)
+    c_in = config.channels
+    spec: dict = {}
+    for i, c_out in enumerate(widths):
+        spec[f"block{i}"] = _block_spec(
+            c_in, c_out, conv3d=(kind == "video" and i < TEMPORAL_BLOCKS), pool=i < POOLING_BLOCKS
+        )
+        c_in = c_out
+    spec["linear"] = ("linear", c_in, 1, True)
+    spec["embed"] = ("linear", config.n_classes, c_in, False)
+    return spec
+
+
+def _encoder_spec(config: Config) -> dict:
+    widths = _widths(config)[:ENCODER_BLOCKS]
+    c_in = config.channels
+    spec = {}
+    for i, c_out in enumerate(widths):
+        spec[f"block{i}"] = _block_spec(c_in, c_out, conv3d=False, pool=True)
+        c_in = c_out
+    return spec
+
+
+def _layer_shapes(leaf: tuple) -> dict[str, tuple[int, ...]]:
+    kind = leaf[0]
+    if kind == "linear":
+        _, d_in, d_out, bias = leaf
+        return {"w": (d_in, d_out), **({"b": (d_out,)} if bias else {})}
+    _, c_in, c_out, k = leaf
+    w = (k, k, c_in, c_out) if kind == "conv" else (k, k, k, c_in, c_out)
+    return {"w": w, "b": (c_out,)}
+
+
+def _spec_shapes(spec: dict) -> dict:
+    return {k: (_layer_shapes(v) if isinstance(v, tuple) else _spec_shapes(v)) for k, v in spec.items()}
+
+
+def _spec_init(spec: dict, rng: np.random.Generator, dtype) -> tuple[dict, dict]:
+    params, state = {}, {}
+    for key, leaf in spec.items():
+        if isinstance(leaf, dict):
+            params[key], state[key] = _spec_init(leaf, rng, dtype)
+            continue
+        kind = leaf[0]
+        if kind == "linear":
+            _, d_in, d_out, bias = leaf
+            params[key], state[key] = nn.init_linear(rng, d_in, d_out, sn=True, bias=bias, dtype=dtype)
+        else:
+            _, c_in, c_out, k = leaf
+            init = nn.init_conv if kind == "conv" else nn.init_conv3d
+            params[key], state[key] = init(rng, c_in, c_out, k, sn=True, bias=True, dtype=dtype)
+    return params, state
+
+
+def _check_rng(fn: str, rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{fn}(): argument 'rng' must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
+                        f"got {type(rng).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# the network
+
+
+def _dblock(p, st, x, *, index: int, pool: bool, train: bool):
+    """BigGAN D residual block (see the module docstring); 2-D or 3-D from the kernel rank."""
+    three_d = p["conv1"]["w"].ndim == 5
+    conv = nn.conv3d if three_d else nn.conv
+    new = {}
+    h = ops.relu(x) if index > 0 else x
+    h, new["conv1"] = conv(p["conv1"], st["conv1"], h, train=train)
+    h, new["conv2"] = conv(p["conv2"], st["conv2"], ops.relu(h), train=train)
+    if pool:
+        h = ops.avg_pool(h, 2)
+    sc = x
+    if "conv_sc" in p:
+        if index > 0:  # pre-activation block: conv then pool
+            sc, new["conv_sc"] = conv(p["conv_sc"], st["conv_sc"], sc, train=train)
+            if pool:
+                sc = ops.avg_pool(sc, 2)
+        else:  # first block: pool then conv
+            if pool:
+                sc = ops.avg_pool(sc, 2)
+            sc, new["conv_sc"] = conv(p["conv_sc"], st["conv_sc"], sc, train=train)
+    elif pool:
+        sc = ops.avg_pool(sc, 2)
+    return h + sc, new
+
+
+def _n_blocks(params) -> int:
+    n = 0
+    while f"block{n}" in params:
+        n += 1
+    return n
+
+
+def _fold(xp, x):
+    B, T = x.shape[0], x.shape[1]
+    return xp.reshape(x, (B * T, *x.shape[2:])), B, T
+
+
+def _features(params, state, x, *, train: bool):
+    """Blocks, ReLU and spatial sum: ``(B, T', h, w, C) -> (B, T', C_last)`` and the new block states."""
+    xp = array_namespace(x)
+    new = {}
+    B, T = x.shape[0], x.shape[1]
+    folded = False
+    for i in range(_n_blocks(params)):
+        p, st = params[f"block{i}"], state[f"block{i}"]
+        if not folded and p["conv1"]["w"].ndim == 4:
+            x, _, _ = _fold(xp, x)
+            folded = True
+        x, new[f"block{i}"] = _dblock(p, st, x, index=i, pool=i < POOLING_BLOCKS, train=train)
+    if not folded:
+        x, _, _ = _fold(xp, x)
+    h = xp.sum(ops.relu(x), axis=(1, 2))  # (B*T', C)
+    return xp.reshape(h, (B, T, h.shape[-1])), new
+
+
+def _head(params, state, h, y_embed_ids, *, head: str, train: bool):
+    xp = array_namespace(h)
+    new = {}
+    w, new["linear"] = nn.sn_weight(params["linear"], state["linear"], train=train)
+    table, new["embed"] = nn.sn_weight(params["embed"], state["embed"], train=train)
+    B, C = h.shape[0], h.shape[-1]
+    if y_embed_ids is None:
+        y_embed = xp.broadcast_to(table[0:1, :], (B, C))
+    else:
+        y_embed = xp.take(table, y_embed_ids, axis=0)
+    lin = {"w": w, "b": params["linear"]["b"]}
+    if head == "mixed":
+        return mixed_projection(h, y_embed, lin), new
+    return projection(xp.sum(h, axis=1), y_embed, lin), new
+
+
+def _sub_input(name: str, video, randomness, config: Config):
+    if name == "F":
+        return sample_frames(video, randomness["idx"])
+    if name == "dF":
+        return downsample(sample_frames(video, randomness["idx"]), config.s)
+    if name == "clV":
+        return video
+    if name == "dV":
+        return downsample(video, config.s)
+    r = config.resolution // config.s
+    return crop(video, randomness["offsets"], (r, r))
+
+
+# ---------------------------------------------------------------------------
+# public API: discriminators
+
+
+def discriminator_shapes(config) -> dict:
+    """Parameter shapes of :func:`init_discriminator` without allocating anything.
+
+    Same nested layout as the params tree, with shape tuples as leaves (use
+    ``summary.param_count`` to count them).
+    """
+    config = _as_config("discriminator_shapes", config)
+    return {name: _spec_shapes(_net_spec(config, SUB_DISCRIMINATORS[name])) for name in sub_discriminators(config)}
+
+
+def init_discriminator(config, rng: np.random.Generator, *, dtype=np.float32) -> tuple[dict, dict]:
+    """Parameters and state of every sub-discriminator of ``config.decomposition``.
+
+    Returns ``(params, state)`` = ``({name: network}, {name: network_state})`` as NumPy
+    arrays (see the module docstring for one network's layout).  Networks are
+    initialised in the order of :data:`DECOMPOSITIONS` from the one ``rng``.
+    """
+    fn = "init_discriminator"
+    config = _as_config(fn, config)
+    _check_rng(fn, rng)
+    params, state = {}, {}
+    for name in sub_discriminators(config):
+        params[name], state[name] = _spec_init(_net_spec(config, SUB_DISCRIMINATORS[name]), rng, dtype)
+    return params, state
+
+
+def sample_randomness(config, rng: np.random.Generator, batch: int) -> dict:
+    """Draw the explicit randomness of one discriminator pass (NumPy ``int32``).
+
+    * ``"idx"`` ``(batch, K)`` (only if the decomposition has F or dF): for each sample,
+      ``K`` distinct frame indices of ``[0, t_cond + t_pred)``, drawn uniformly without
+      replacement and sorted ascending;
+    * ``"offsets"`` ``(batch, 2)`` (only if it has crV): top-left corners ``(y, x)`` of the
+      ``H/s x W/s`` crop, each uniform in ``[0, H - H/s]``.
+
+    Use the same dict for the real and the fake videos of a discriminator step.
+    """
+    fn = "sample_randomness"
+    config = _as_config(fn, config)
+    _check_rng(fn, rng)
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"{fn}(): argument 'batch' must be a positive int, got {batch!r}")
+    names = sub_discriminators(config)
+    out = {}
+    if "F" in names or "dF" in names:
+        T = config.t_total
+        keys = rng.random((batch, T))
+        out["idx"] = np.sort(np.argsort(keys, axis=1)[:, : config.K], axis=1).astype(np.int32)
+    if "crV" in names:
+        r = config.resolution // config.s
+        out["offsets"] = rng.integers(0, config.resolution - r + 1, size=(batch, 2)).astype(np.int32)
+    return out
+
+
+def _check_randomness(fn: str, randomness, names, batch: int, config: Config) -> None:
+    if not isinstance(randomness, Mapping):
+        raise TypeError(f"{fn}(): argument 'randomness' must be a dict with keys 'idx' and/or 'offsets', "
+                        f"got {type(randomness).__name__}")
+    needed = []
+    if "F" in names or "dF" in names:
+        needed.append(("idx", (batch, config.K)))
+    if "crV" in names:
+        needed.append(("offsets", (batch, 2)))
+    for key, shape in needed:
+        if key not in randomness:
+            raise ValueError(f"{fn}(): argument 'randomness' must have key {key!r} for decomposition "
+                             f"{config.decomposition!r} (sub-discriminators {', '.join(names)}); "
+                             f"found {sorted(randomness)}")
+        check_array(fn, f"randomness[{key!r}]", randomness[key], shape, integer=True)
+
+
+def discriminate(params, state, video, randomness, config, *, train: bool, class_ids=None):
+    """Score ``video`` with every sub-discriminator of ``config.decomposition``.
+
+    params, state: from :func:`init_discriminator` (converted to the namespace of
+    ``video``); video: ``(B, t_cond + t_pred, H, W, C)``, the conditioning frames followed
+    by the real or predicted frames; randomness: ``{"idx": (B, K) int, "offsets": (B, 2)
+    int}`` (the keys the decomposition needs, see :func:`sample_randomness`); config:
+    the model's :class:`Config` (it fixes ``s``, ``K`` and the head); class_ids:
+    ``(B,)`` integer labels in ``[0, n_classes)`` or None for the dummy zero class.
+
+    Returns ``(scores, state)`` with ``scores[name]`` of shape ``(B, B, T')`` for the
+    mixed head (``T' = K`` for F/dF, ``t_cond + t_pred`` for clV/dV/crV) or ``(B,)`` for
+    the projection head, and the state with updated spectral-norm vectors when ``train``.
+    """
+    fn = "discriminate"
+    config = _as_config(fn, config)
+    r = config.resolution
+    check_array(fn, "video", video, (None, config.t_total, r, r, config.channels))
+    B = video.shape[0]
+    names = sub_discriminators(config)
+    for what, tree in (("params", params), ("state", state)):
+        if not isinstance(tree, Mapping) or set(tree) != set(names):
+            found = sorted(tree) if isinstance(tree, Mapping) else type(tree).__name__
+            raise ValueError(f"{fn}(): argument '{what}' must hold exactly the sub-discriminators "
+                             f"{', '.join(names)} of decomposition {config.decomposition!r}; found {found}")
+    _check_randomness(fn, randomness, names, B, config)
+    if class_ids is not None:
+        check_array(fn, "class_ids", class_ids, (B,), integer=True)
+    scores, new_state = {}, {}
+    for name in names:
+        x = _sub_input(name, video, randomness, config)
+        h, blocks_state = _features(params[name], state[name], x, train=train)
+        scores[name], head_state = _head(params[name], state[name], h, class_ids, head=config.head, train=train)
+        new_state[name] = {**state[name], **blocks_state, **head_state}
+    return scores, new_state
+
+
+# ---------------------------------------------------------------------------
+# public API: encoder
+
+
+def encoder_channels(config) -> dict[int, int]:
+    """``{resolution: channels}`` of the encoder features given to the generator's stages."""
+    config = _as_config("encoder_channels", config)
+    widths = _widths(config)
+    return {config.resolution // 2 ** (i + 1): widths[i] for i in range(ENCODER_BLOCKS)}
+
+
+def encoder_shapes(config) -> dict:
+    """Parameter shapes of :func:`init_encoder` (shape tuples as leaves), without allocating."""
+    return _spec_shapes(_encoder_spec(_as_config("encoder_shapes", config)))
+
+
+def init_encoder(config, rng: np.random.Generator, *, dtype=np.float32) -> tuple[dict, dict]:
+    """Parameters and state of the encoder E: the first three blocks of the spatial D network.
+
+    Returns ``({"block0", "block1", "block2"}, matching state)`` as NumPy arrays; widths
+    ``d_ch * d_widths[i]``, spectral norm on every conv (appendix A).
+    """
+    fn = "init_encoder"
+    config = _as_config(fn, config)
+    _check_rng(fn, rng)
+    return _spec_init(_encoder_spec(config), rng, dtype)
+
+
+def encode(params, state, cond_frames, *, train: bool):
+    """Encoder E (appendix A): the spatial D network applied framewise to the conditioning frames.
+
+    cond_frames: ``(B, T_cond, H, W, C)``.  Returns ``(feats, state)`` with ``feats`` a dict
+    ``{H // 2: (B, T_cond, H/2, W/2, c0), H // 4: (..., c1), H // 8: (..., c2)}`` of the raw
+    outputs (residual sums, before any ReLU) of blocks 0, 1 and 2, ``c_i = d_ch * d_widths[i]``.
+    The generator folds time into channels and compresses each with a conv to the initial
+    state of its recurrent unit at that resolution.
+    """
+    fn = "encode"
+    xp = check_array(fn, "cond_frames", cond_frames, ("B", "T_cond", "H", "W", "C"))
+    if not isinstance(params, Mapping) or _n_blocks(params) != ENCODER_BLOCKS:
+        raise ValueError(f"{fn}(): argument 'params' must be the encoder tree of init_encoder "
+                         f"(keys block0..block{ENCODER_BLOCKS - 1})")
+    c_in = params["block0"]["conv1"]["w"].shape[2]
+    B, T, H, W, C = cond_frames.shape
+    if C != c_in:
+        raise ValueError(f"{fn}(): argument 'cond_frames' must have {c_in} channels (as the encoder's first conv), "
+                         f"got shape {tuple(cond_frames.shape)}")
+    step = 2**ENCODER_BLOCKS
+    if H % step or W % step:
+        raise ValueError(f"{fn}(): argument 'cond_frames' must have H and W divisible by {step} "
+                         f"({ENCODER_BLOCKS} poolings by 2), got shape {tuple(cond_frames.shape)}")
+    x = xp.reshape(cond_frames, (B * T, H, W, C))
+    feats, new = {}, {}
+    for i in range(ENCODER_BLOCKS):
+        x, new[f"block{i}"] = _dblock(params[f"block{i}"], state[f"block{i}"], x, index=i, pool=True, train=train)
+        feats[H // 2 ** (i + 1)] = xp.reshape(x, (B, T, *x.shape[1:]))
+    return feats, new
+
