@@ -247,6 +247,17 @@ def test_core_targets_report_missing_functions_as_failures():
     assert res.status == "fail" and "no function 'no_such_op'" in res.message
 
 
+def test_core_code_returning_numpy_on_array_api_strict_fails():
+    from conformance.targets import ArrayApiStrictTarget
+
+    class Leaky(ArrayApiStrictTarget):
+        def resolve(self, record):
+            return lambda x: np.maximum(np.asarray(x), 0)  # computes in NumPy behind the namespace's back
+
+    (res,) = run(Leaky(), ["relu"], ("float64",))
+    assert res.status == "fail" and "returned ndarray instead of array_api_strict arrays" in res.message
+
+
 def test_run_on_numpy_and_array_api_strict():
     for spec in ("numpy", "array_api_strict"):
         res = run(spec, ["conv2d", "crop"])

@@ -2,7 +2,9 @@
 
 Subcommands:
 
-* ``trivd info``     - version, backends and whether they start here, ops fast paths, cell kinds.
+* ``trivd info``     - version, backends and whether they start here, ops fast paths, cell kinds;
+  ``trivd info --config NAME`` prints parameter counts of G, E and every sub-discriminator and the
+  pixels each discriminator processes per video (section 3.1).
 * ``trivd conform``  - check a backend or a third-party port against the reference (prints a table).
 
 The backend is chosen with ``--backend`` or ``TRIVD_BACKEND``.  The CLI is the
@@ -23,6 +25,11 @@ from . import __version__
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.config:
+        from .summary import describe
+
+        print(describe(args.config))
+        return 0
     backends = importlib.import_module("backends")
     from . import ops
 
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"trivd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="versions, backends, fast paths and cell kinds")
-    p_info.add_argument("--backend", default=None, help="backend to describe first (default: $TRIVD_BACKEND)")
+    p_info.add_argument("--config", default=None, help="print parameter and pixel counts of a named config instead")
     sub.add_parser("conform", help="check a backend or a port against the reference (see `trivd conform -h`)", add_help=False)
     if argv and argv[0] == "conform":
         return _cmd_conform(argv[1:])

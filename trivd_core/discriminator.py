@@ -72,6 +72,18 @@ One network::
 ``init_discriminator`` returns ``{name: network}`` for the sub-discriminators of
 ``config.decomposition`` (names as in Table 1: ``"F", "dF", "clV", "dV", "crV"``);
 ``init_encoder`` returns ``{"block0", "block1", "block2"}``.
+
+API decisions
+-------------
+* ``discriminate(params, state, video, randomness, config, *, train, class_ids=None)``
+  takes the config: ``s``, ``K`` and the head are not recoverable from array shapes.
+  The network structure (2-D or 3-D convs, number of blocks, shortcuts) is read from
+  the params tree, so ``encode`` needs no config.
+* Frame indices and crop corners are drawn as NumPy ``int64`` (torch's gathers need
+  64-bit indices; JAX without x64 converts them to ``int32``).  Their ranges are
+  checked by ``video.py`` whenever the values are concrete (not under ``jax.jit``).
+* The same randomness must be used for the real and the fake videos of a D step
+  (``objective.d_loss`` does so).
 """
 
 from __future__ import annotations
@@ -357,7 +369,7 @@ def init_discriminator(config, rng: np.random.Generator, *, dtype=np.float32) ->
 
 
 def sample_randomness(config, rng: np.random.Generator, batch: int) -> dict:
-    """Draw the explicit randomness of one discriminator pass (NumPy ``int32``).
+    """Draw the explicit randomness of one discriminator pass (NumPy ``int64``).
 
     * ``"idx"`` ``(batch, K)`` (only if the decomposition has F or dF): for each sample,
       ``K`` distinct frame indices of ``[0, t_cond + t_pred)``, drawn uniformly without
@@ -377,10 +389,10 @@ def sample_randomness(config, rng: np.random.Generator, batch: int) -> dict:
     if "F" in names or "dF" in names:
         T = config.t_total
         keys = rng.random((batch, T))
-        out["idx"] = np.sort(np.argsort(keys, axis=1)[:, : config.K], axis=1).astype(np.int32)
+        out["idx"] = np.sort(np.argsort(keys, axis=1)[:, : config.K], axis=1).astype(np.int64)
     if "crV" in names:
         r = config.resolution // config.s
-        out["offsets"] = rng.integers(0, config.resolution - r + 1, size=(batch, 2)).astype(np.int32)
+        out["offsets"] = rng.integers(0, config.resolution - r + 1, size=(batch, 2)).astype(np.int64)
     return out
 
 

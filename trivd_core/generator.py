@@ -5,7 +5,7 @@ Structure (appendix A, DVD-GAN-FP / BigGAN), for a config with resolution ``R``,
 ``c_3 = g_ch * FINAL_WIDTH``::
 
     cond  = [z ; onehot(class_ids) @ class_embed]                 (B, z_dim + class_dim)
-    x     = reshape(cond @ W_in + b_in, (B, r0, r0, c_0))        no spectral norm (the only one)
+    x     = reshape(cond @ W_in + b_in, (B, r0, r0, c_0))        W_in: no spectral norm
     x     = repeat x over the T_pred time steps                  (B, T, r0, r0, c_0)
     for stage i = 0, 1, 2 at resolution r = r0 * 2^i:
         h_0   = ReLU(conv3x3(E features at r, time folded into channels))  (B, r, r, c_i)
@@ -66,6 +66,8 @@ Decisions where the paper is silent (the contract of this module)
   channels and ``z_dim`` are read from weight shapes; ``T_pred`` is the first axis of
   the data-free marker ``state["G"]["steps"]`` of shape ``(T_pred, 0)`` (a state tree
   holds arrays only, and a shape is static under ``jax.jit``).  ``t_pred=`` overrides it.
+  :func:`generator_shapes` gives the layout with shape tuples as leaves, without
+  drawing weights (parameter counts).
 * **Widths.**  The recurrent unit of stage ``i`` has ``c_in = c_hidden = c_i``
   (ConvLSTM: the state ``[h; c]`` has ``c_i`` channels, ``c_i/2`` per half, and only
   the hidden half ``h`` goes on to the framewise conv).  The first G block keeps the
@@ -111,6 +113,7 @@ from array_api_compat import array_namespace, device
 
 from . import cells, discriminator, layers, nn, ops
 from ._validate import check_array
+from .configs import get_config
 from .initializers import orthogonal
 
 __all__ = [
@@ -118,6 +121,7 @@ __all__ = [
     "FINAL_WIDTH",
     "N_STAGES",
     "init_generator",
+    "generator_shapes",
     "generate",
     "accumulate_standing_stats",
     "truncated_normal_latents",
@@ -135,13 +139,7 @@ _NO_SN = ("class_embed", "linear_in")
 
 
 # ---------------------------------------------------------------------------
-# small tree helpers (nested dicts of arrays)
-
-
-def _tree_map(fn, tree):
-    if isinstance(tree, Mapping):
-        return {k: _tree_map(fn, v) for k, v in tree.items()}
-    return fn(tree)
+# spectral norm of the recurrent cells (cells.py keeps no state; G adds a "u" per weight)
 
 
 def _sn_state_like(rng, cell_params, dtype):
@@ -177,11 +175,13 @@ def _sn_cell(params, state, *, train):
 
 
 def _check_config(fn, config):
+    if isinstance(config, str):
+        config = get_config(config)
     for attr in ("resolution", "channels", "t_cond", "t_pred", "g_ch", "z_dim", "class_dim", "n_classes", "cell",
                  "cell_k", "g_widths", "bn_eps", "validate"):
         if not hasattr(config, attr):
             raise TypeError(
-                f"{fn}(): argument 'config' must be a trivd_core.configs.Config (e.g. get_config('tiny')), "
+                f"{fn}(): argument 'config' must be a trivd_core.configs.Config or a config name (e.g. 'tiny'), "
                 f"got {type(config).__name__} without field {attr!r}"
             )
     config.validate()
@@ -190,68 +190,123 @@ def _check_config(fn, config):
             f"{fn}(): config field 'bn_eps' must be {BN_EPS} (generator.BN_EPS, the epsilon the generator's "
             f"batch norms use); got {config.bn_eps!r}"
         )
+    return config
 
 
 def _widths(config) -> list[int]:
     return [config.g_ch * m for m in config.g_widths] + [config.g_ch * FINAL_WIDTH]
 
 
-def _init_cbn(rng, d, c):
-    pg, sg = nn.init_linear(rng, d, c)
-    pb, sb = nn.init_linear(rng, d, c)
-    return {"gain": pg, "bias": pb}, {"gain": sg, "bias": sb}
+def _cbn_spec(d, c):
+    return {"gain": ("linear", d, c), "bias": ("linear", d, c)}
 
 
-def _init_block(rng, d, c_in, c_out, *, upsample):
-    p, s = {}, {}
-    p["cbn1"], s["cbn1"] = _init_cbn(rng, d, c_in)
-    p["conv1"], s["conv1"] = nn.init_conv(rng, c_in, c_out, 3)
-    p["cbn2"], s["cbn2"] = _init_cbn(rng, d, c_out)
-    p["conv2"], s["conv2"] = nn.init_conv(rng, c_out, c_out, 3)
+def _block_spec(d, c_in, c_out, *, upsample):
+    spec = {"cbn1": _cbn_spec(d, c_in), "conv1": ("conv", c_in, c_out, 3), "cbn2": _cbn_spec(d, c_out),
+            "conv2": ("conv", c_out, c_out, 3)}
     if upsample or c_in != c_out:
-        p["skip"], s["skip"] = nn.init_conv(rng, c_in, c_out, 1)
-    return p, s
+        spec["skip"] = ("conv", c_in, c_out, 1)
+    return spec
 
 
-def init_generator(config, rng):
-    """Parameters and state of E and G for ``config`` (layout in the module docstring).
-
-    ``rng`` is a ``np.random.Generator``; E is drawn first
-    (``discriminator.init_encoder(config, rng)``), then G in a fixed order, so a fixed
-    seed gives identical NumPy weights for every backend.  Weights are orthogonal
-    (E.2), biases zero, BN gains one.  Returns ``(params, state)`` of NumPy arrays
-    (float32); convert them with the backend once.
-    """
-    fn = "init_generator"
-    _check_config(fn, config)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{fn}(): argument 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
-    dtype = np.float32
-    enc_params, enc_state = discriminator.init_encoder(config, rng)
-    enc_widths = discriminator.encoder_channels(config)  # {resolution: channels} of E's features
-
+def _g_spec(config) -> dict:
+    """G's layers in initialisation order; one description drives init and shape-only counting."""
     c = _widths(config)
     d = config.z_dim + config.class_dim
     r0 = config.base_resolution
     kind = config.cell
-    gp: dict = {}
-    gs: dict = {"steps": np.zeros((config.t_pred, 0), dtype=dtype)}
-
-    gp["class_embed"] = orthogonal(rng, (config.n_classes, config.class_dim), dtype)
-    gp["linear_in"], _ = nn.init_linear(rng, d, r0 * r0 * c[0], sn=False)
+    enc = discriminator.encoder_channels(config)  # {resolution: channels} of E's features
+    spec: dict = {
+        "class_embed": ("table", config.n_classes, config.class_dim),
+        "linear_in": ("linear_no_sn", d, r0 * r0 * c[0]),
+    }
     for i in range(N_STAGES):
-        r = r0 * 2**i
-        sp, ss = {}, {}
-        sp["h0"], ss["h0"] = nn.init_conv(rng, config.t_cond * enc_widths[r], c[i], 3)
-        cell_p = cells.init_cell(kind, c[i], c[i], config.cell_k, rng=rng, dtype=dtype)
-        sp["rnn"], ss["rnn"] = {kind: cell_p}, {kind: _sn_state_like(rng, cell_p, dtype)}
-        c_cell_out = c[i] // 2 if kind == "convlstm" else c[i]
-        sp["conv"], ss["conv"] = nn.init_conv(rng, c_cell_out, c[i], 3)
-        sp["block0"], ss["block0"] = _init_block(rng, d, c[i], c[i], upsample=False)
-        sp["block1"], ss["block1"] = _init_block(rng, d, c[i], c[i + 1], upsample=True)
-        gp[f"stage{i}"], gs[f"stage{i}"] = sp, ss
-    gp["out_bn"] = {"gain": np.ones(c[3], dtype=dtype), "bias": np.zeros(c[3], dtype=dtype)}
-    gp["out_conv"], gs["out_conv"] = nn.init_conv(rng, c[3], config.channels, 3)
+        spec[f"stage{i}"] = {
+            "h0": ("conv", config.t_cond * enc[r0 * 2**i], c[i], 3),
+            "rnn": {kind: ("cell", kind, c[i], c[i], config.cell_k)},
+            "conv": ("conv", c[i] // 2 if kind == "convlstm" else c[i], c[i], 3),
+            "block0": _block_spec(d, c[i], c[i], upsample=False),
+            "block1": _block_spec(d, c[i], c[i + 1], upsample=True),
+        }
+    spec["out_bn"] = ("bn", c[3])
+    spec["out_conv"] = ("conv", c[3], config.channels, 3)
+    return spec
+
+
+def _spec_init(spec, rng, dtype):
+    params, state = {}, {}
+    for key, leaf in spec.items():
+        if isinstance(leaf, dict):
+            params[key], state[key] = _spec_init(leaf, rng, dtype)
+            continue
+        what, *args = leaf
+        if what == "table":
+            params[key] = orthogonal(rng, tuple(args), dtype)
+        elif what == "bn":
+            params[key] = {"gain": np.ones(args[0], dtype=dtype), "bias": np.zeros(args[0], dtype=dtype)}
+        elif what in ("linear", "linear_no_sn"):
+            p, st = nn.init_linear(rng, *args, sn=what == "linear", dtype=dtype)
+            params[key] = p
+            if st:
+                state[key] = st
+        elif what == "conv":
+            params[key], state[key] = nn.init_conv(rng, *args, dtype=dtype)
+        else:  # cell
+            kind, c_in, c_h, k = args
+            params[key] = cells.init_cell(kind, c_in, c_h, k, rng=rng, dtype=dtype)
+            state[key] = _sn_state_like(rng, params[key], dtype)
+    return params, state
+
+
+def _spec_shapes(spec):
+    out = {}
+    for key, leaf in spec.items():
+        if isinstance(leaf, dict):
+            out[key] = _spec_shapes(leaf)
+            continue
+        what, *args = leaf
+        if what == "table":
+            out[key] = tuple(args)
+        elif what == "bn":
+            out[key] = {"gain": (args[0],), "bias": (args[0],)}
+        elif what in ("linear", "linear_no_sn"):
+            out[key] = {"w": tuple(args), "b": (args[1],)}
+        elif what == "conv":
+            c_in, c_out, k = args
+            out[key] = {"w": (k, k, c_in, c_out), "b": (c_out,)}
+        else:
+            kind, c_in, c_h, k = args
+            out[key] = cells._shapes(kind, c_in, c_h, k, k * k)
+    return out
+
+
+def generator_shapes(config) -> dict:
+    """Parameter shapes of :func:`init_generator` without allocating: ``{"E": ..., "G": ...}``.
+
+    Same nested layout as the params tree, with shape tuples as leaves (for parameter
+    counts, e.g. of ``paper_large``, whose weights take minutes to draw).
+    """
+    config = _check_config("generator_shapes", config)
+    return {"E": discriminator.encoder_shapes(config), "G": _spec_shapes(_g_spec(config))}
+
+
+def init_generator(config, rng):
+    """Parameters and state of E and G for ``config`` (a ``Config`` or a name; layout in the module docstring).
+
+    ``rng`` is a ``np.random.Generator``; E is drawn first
+    (``discriminator.init_encoder(config, rng)``), then G in a fixed order (the order of
+    the layout), so a fixed seed gives identical NumPy weights for every backend.
+    Weights are orthogonal (E.2), biases zero, BN gains one.  Returns
+    ``(params, state)`` of NumPy arrays (float32); convert them with the backend once.
+    """
+    fn = "init_generator"
+    config = _check_config(fn, config)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{fn}(): argument 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
+    dtype = np.float32
+    enc_params, enc_state = discriminator.init_encoder(config, rng)
+    gp, gs = _spec_init(_g_spec(config), rng, dtype)
+    gs = {"steps": np.zeros((config.t_pred, 0), dtype=dtype), **gs}
     return {"E": enc_params, "G": gp}, {"E": enc_state, "G": gs}
 
 
@@ -379,13 +434,12 @@ def _get(fn, tree, path, what):
 
 
 def _structure(fn, params, state, t_pred):
-    """Static facts read from the trees: (kind, T_pred, R, channels, z_dim, n_classes)."""
+    """Static facts read from the trees' keys and shapes (cell kind, T_pred, resolution, widths, z_dim, ...)."""
     for what, tree in (("params", params), ("state", state)):
         if not isinstance(tree, Mapping):
             raise TypeError(f"{fn}(): argument '{what}' must be the dict of init_generator, got {type(tree).__name__}")
         for key in ("E", "G"):
             _get(fn, tree, (key,), what)
-    g = params["G"]
     rnn = _get(fn, params, ("G", "stage0", "rnn"), "params")
     if not isinstance(rnn, Mapping) or len(rnn) != 1 or next(iter(rnn)) not in cells.KINDS:
         raise ValueError(
@@ -406,12 +460,21 @@ def _structure(fn, params, state, t_pred):
     z_dim = w_in.shape[0] - table.shape[1]
     return {
         "kind": kind, "t_pred": t_pred, "r0": r0, "R": r0 * 2**N_STAGES, "c0": c0, "channels": channels,
-        "z_dim": z_dim, "n_classes": table.shape[0], "dtype": g["linear_in"]["w"].dtype,
+        "z_dim": z_dim, "n_classes": table.shape[0], "dtype": w_in.dtype, "w_in": w_in,
     }
 
 
 def _check_inputs(fn, info, cond_frames, z, class_ids):
     xp = check_array(fn, "cond_frames", cond_frames)
+    check_array(fn, "z", z)
+    others = [z, info["w_in"]] + ([class_ids] if class_ids is not None else [])
+    try:
+        array_namespace(cond_frames, *others)
+    except TypeError as e:
+        raise TypeError(
+            f"{fn}(): 'cond_frames', 'z', 'class_ids' and the arrays of 'params' must come from one array namespace "
+            f"(convert the NumPy trees of init_generator with the backend first); {e}"
+        ) from e
     R, C = info["R"], info["channels"]
     shape = tuple(cond_frames.shape)
     if len(shape) != 5 or shape[2] != R or shape[3] != R or shape[4] != C:

@@ -87,7 +87,7 @@ def g_loss(g_params, g_state, d_params, d_state, cond_frames, z, randomness, con
     r = config.resolution
     check_array(fn, "cond_frames", cond_frames, (None, config.t_cond, r, r, config.channels))
     xp = array_namespace(cond_frames)
-    frames, new_g_state = generate(g_params, g_state, cond_frames, z, train=train)
+    frames, new_g_state = generate(g_params, g_state, cond_frames, z, train=train, class_ids=class_ids)
     video = xp.concat([cond_frames, frames], axis=1)
     scores, new_d_state = discriminate(d_params, d_state, video, randomness, config, train=train, class_ids=class_ids)
     aux = {}

@@ -105,8 +105,10 @@ class JaxBackend:
         return _resolve_device(spec)
 
     def on(self, device) -> JaxBackend:
-        """The same backend placing arrays on ``device``."""
-        return JaxBackend(device)
+        """The same backend placing arrays on ``device`` (checked now: a bad spec raises ``ValueError``)."""
+        other = JaxBackend(device)
+        other.device  # noqa: B018 - resolve now so that a bad spec fails here
+        return other
 
     def namespace(self):
         return jnp
@@ -134,28 +136,24 @@ class JaxBackend:
 
     # -- arrays --------------------------------------------------------------
 
-    def _convert(self, a, dtype, device):
-        arr = np.asarray(a)
-        if dtype is not None:
-            arr = arr.astype(dtype, copy=False)
-        elif arr.dtype == np.float64 and not jax.config.jax_enable_x64:
-            arr = arr.astype(np.float32)  # what JAX does anyway, without its warning
-        return jax.device_put(arr, device)
-
     def asarray(self, a, dtype=None):
-        """NumPy array (or nested dict/list/tuple of them) -> JAX array(s) on ``self.device``.
+        """NumPy array (or nested dict/list/tuple of them) -> JAX array(s) on ``self.device`` (always a copy).
 
-        ``dtype``: None (keep; float64 becomes float32 when float64 is disabled),
-        ``"float32"`` or ``"float64"`` (converts floating leaves only, so integer
-        indices in the same tree keep their type).
+        ``dtype``: None (keep; float64 becomes float32 when float64 is disabled,
+        as JAX itself does), ``"float32"`` or ``"float64"`` (converts floating
+        leaves only, so integer indices in the same tree keep their type).
         """
+        want = None
         if dtype is not None:
-            key = np.dtype(dtype).name
-            if key not in _FLOAT_DTYPES:
+            try:
+                want = np.dtype(dtype).name
+            except TypeError:
+                want = None
+            if want not in _FLOAT_DTYPES:
                 raise ValueError(
                     f"JaxBackend.asarray(): argument 'dtype' must be None, 'float32' or 'float64', got {dtype!r}"
                 )
-            if key == "float64" and not jax.config.jax_enable_x64:
+            if want == "float64" and not jax.config.jax_enable_x64:
                 raise ValueError(
                     "JaxBackend.asarray(): argument 'dtype' is 'float64' but JAX float64 is disabled; "
                     "activate the backend with TRIVD_JAX_X64=1 (the default) or call "
@@ -164,9 +162,13 @@ class JaxBackend:
         device = self.device
 
         def convert(v):
-            arr = np.asarray(v)
-            want = dtype if dtype is not None and np.issubdtype(arr.dtype, np.floating) else None
-            return self._convert(arr, want, device)
+            arr = np.array(v)  # a copy: JAX may alias host memory on CPU
+            if np.issubdtype(arr.dtype, np.floating):
+                if want is not None:
+                    arr = arr.astype(want)
+                elif arr.dtype == np.float64 and not jax.config.jax_enable_x64:
+                    arr = arr.astype(np.float32)
+            return jax.device_put(arr, device)
 
         return _map(convert, a)
 

@@ -138,8 +138,10 @@ class TorchBackend:
         return self.device.type != "mps"
 
     def on(self, device) -> TorchBackend:
-        """The same backend placing tensors on ``device``."""
-        return type(self)(device, compile=self._compile)
+        """The same backend placing tensors on ``device`` (checked now: a bad spec raises ``ValueError``)."""
+        other = type(self)(device, compile=self._compile)
+        other.device  # noqa: B018 - resolve now so that a bad spec fails here
+        return other
 
     def namespace(self):
         return torch_xp
@@ -158,7 +160,7 @@ class TorchBackend:
     # -- arrays --------------------------------------------------------------
 
     def asarray(self, a, dtype=None):
-        """NumPy array (or nested dict/list/tuple of them) -> tensor(s) on ``self.device`` (always a copy).
+        """NumPy array (or nested dict/list/tuple of them) -> tensor(s) on ``self.device`` (NumPy data is copied).
 
         ``dtype``: None (keep), ``"float32"`` or ``"float64"`` (converts floating
         leaves only, so integer indices in the same tree keep their type).
@@ -217,7 +219,16 @@ class TorchBackend:
                 raise TypeError(f"value_and_grad(): 'f' must return a scalar tensor, got {shape}")
             flat = [t for i in nums for t in _leaves(args[i])]
             if value.requires_grad:
-                grads = torch.autograd.grad(value, flat, allow_unused=True)
+                try:
+                    grads = torch.autograd.grad(value, flat, allow_unused=True)
+                except RuntimeError as exc:
+                    if "device_ready_queues_" not in str(exc):
+                        raise
+                    raise RuntimeError(
+                        "value_and_grad(): torch's autograd engine was started (by an earlier backward pass) "
+                        "before torch_xla's runtime, so it cannot run on XLA tensors in this process; "
+                        "call backends.load('xla') (or torch_xla.device()) before the first backward pass"
+                    ) from exc
             else:
                 grads = [None] * len(flat)
             grads = iter([torch.zeros_like(t) if gr is None else gr for t, gr in zip(flat, grads)])
@@ -242,8 +253,14 @@ class TorchXlaBackend(TorchBackend):
 
     name = "xla"
 
-    def __init__(self, device=None, *, compile: bool | None = False):
-        super().__init__(device, compile=compile)
+    def __init__(self, device=None):
+        super().__init__(device, compile=False)
+
+    def on(self, device) -> TorchXlaBackend:
+        """The same backend on another XLA device (``"xla:1"``)."""
+        other = TorchXlaBackend(device)
+        other.device  # noqa: B018 - resolve now so that a bad spec fails here
+        return other
 
     def _xla(self):
         try:
@@ -259,17 +276,49 @@ class TorchXlaBackend(TorchBackend):
     @property
     def device(self) -> torch.device:
         xla = self._xla()
-        return xla.xla_device() if self._device_spec is None else torch.device(self._device_spec)
+        if self._device_spec is None:
+            return xla.xla_device()
+        try:
+            device = torch.device(self._device_spec)
+        except (RuntimeError, TypeError):
+            device = None
+        if device is None or device.type != "xla":
+            raise ValueError(
+                f"TorchXlaBackend(): argument 'device' must be an XLA device such as 'xla:0', got {self._device_spec!r}"
+            )
+        return device
 
     @property
     def supports_float64(self) -> bool:
         return self._xla().device_type() != "TPU"
 
     def activate(self) -> None:
-        """Import torch_xla, set float32 matmul/conv precision to ``$TRIVD_XLA_MATMUL_PRECISION`` and register the fast paths."""
+        """Start torch_xla's runtime, set float32 matmul/conv precision and register the fast paths.  Idempotent.
+
+        The precision is ``$TRIVD_XLA_MATMUL_PRECISION`` (default ``highest``).
+        The runtime is started here because torch's autograd engine only serves
+        devices whose runtime was up at its first backward pass.  For SPMD, call
+        :func:`backends.torch.xla.enable_spmd` before this.
+        """
         xla = self._xla()
         xla.set_matmul_precision(os.environ.get("TRIVD_XLA_MATMUL_PRECISION", "highest"))
+        self.device  # noqa: B018 - starts the runtime
         _register_fast_paths()
+
+    def jit(self, f, **kwargs):
+        """Identity: torch_xla traces lazily and compiles each distinct graph once (see the class docs)."""
+        return f
+
+    def to_numpy(self, x):
+        """Like the torch backend's, but all XLA tensors of the tree are computed in one graph execution.
+
+        Converting leaf by leaf would compile and run one XLA graph per leaf
+        (e.g. once per gradient of a ``value_and_grad``).
+        """
+        pending = [t for t in _leaves(x) if isinstance(t, torch.Tensor) and t.device.type == "xla"]
+        if len(pending) > 1:
+            self._xla().materialize(pending)
+        return super().to_numpy(x)
 
     def sharded_batch_stats(self, x, axes=(0, 1, 2)):
         """See :func:`backends.torch.xla.sharded_batch_stats` (needs SPMD mode)."""

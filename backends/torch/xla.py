@@ -17,6 +17,8 @@ this on.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 import torch_xla
@@ -27,6 +29,7 @@ import torch_xla.runtime as xr
 __all__ = [
     "xla_device",
     "device_type",
+    "materialize",
     "set_matmul_precision",
     "enable_spmd",
     "batch_mesh",
@@ -48,6 +51,11 @@ def device_type() -> str:
     return xr.device_type()
 
 
+def materialize(tensors: list[torch.Tensor]) -> None:
+    """Compute the pending XLA tensors ``tensors`` together, in one graph execution (blocks until done)."""
+    torch_xla._XLAC._xla_sync_multi(list(tensors), devices=[], wait=True)
+
+
 def set_matmul_precision(precision: str) -> None:
     """Set torch_xla's float32 matmul/conv precision (``default``, ``high``, ``highest``) unless already set."""
     allowed = ("default", "high", "highest")
@@ -56,7 +64,15 @@ def set_matmul_precision(precision: str) -> None:
             f"set_matmul_precision(): argument 'precision' must be one of {', '.join(allowed)}; got {precision!r}"
         )
     if torch_xla.backends.get_mat_mul_precision() != precision:
-        torch_xla.backends.set_mat_mul_precision(precision)
+        # torch_xla logs "setting mat mul precision multiple times is not recommended"
+        # on every call, the first one included; this is the first (guarded above).
+        log = logging.getLogger("torch_xla.backends")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            torch_xla.backends.set_mat_mul_precision(precision)
+        finally:
+            log.setLevel(level)
 
 
 def enable_spmd() -> None:

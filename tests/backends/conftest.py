@@ -21,7 +21,19 @@ os.environ.setdefault("PJRT_DEVICE", "CPU")
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
+import importlib.util  # noqa: E402
+
 import pytest  # noqa: E402
+
+# torch's autograd engine sizes its per-device queues at the first backward pass,
+# counting the devices of every runtime started by then; a backward on CPU tensors
+# before torch_xla's runtime is up leaves XLA tensors without a queue for the rest
+# of the process (an internal assert in engine.cpp).  The torch tests run before
+# the xla tests, so start the XLA runtime first where torch_xla exists.
+if importlib.util.find_spec("torch_xla") is not None:
+    import torch_xla  # noqa: E402
+
+    torch_xla.device()
 
 #: backend name -> the module its framework needs.
 FRAMEWORK = {"jax": "jax", "torch": "torch", "xla": "torch_xla"}

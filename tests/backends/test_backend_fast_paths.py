@@ -38,16 +38,18 @@ CONV3D_CASES = [
     ((1, 2, 3, 3, 2), (3, 1, 1, 2, 2), True),
     ((1, 1, 4, 4, 1), (5, 1, 3, 1, 1), True),
 ]
-PAD_CASES = [((2, 5, 6, 3), 1, 2), ((1, 4, 4, 1), 0, 3), ((2, 3, 5, 2), 2, 0), ((2, 3, 4, 5, 1), 1, 1), ((3, 3, 2), 1, 1)]
+PAD_CASES = [
+    ((2, 5, 6, 3), 1, 2),
+    ((1, 4, 4, 1), 0, 3),
+    ((2, 3, 5, 2), 2, 0),
+    ((2, 3, 4, 5, 1), 1, 1),
+    ((3, 3, 2), 1, 1),
+]
 POOL_CASES = [((2, 4, 6, 3), 2), ((1, 6, 9, 1), 3), ((2, 3, 4, 4, 2), 2), ((1, 4, 4, 2), 1), ((4, 6, 1), 2)]
 UPSAMPLE_CASES = [((2, 3, 5, 2), 2), ((1, 2, 2, 1), 3), ((2, 3, 2, 4, 1), 2), ((1, 3, 3, 2), 1)]
 # (x shape, output size): equal bins, unequal bins, output larger than the input.
 ADAPTIVE_CASES = [((2, 8, 8, 3), (4, 4)), ((1, 5, 7, 2), (4, 4)), ((2, 4, 4, 1), (4, 4)), ((1, 9, 6, 3), (4, 4)),
                   ((1, 3, 2, 1), (4, 4)), ((2, 8, 6, 1), (2, 3))]  # fmt: skip
-
-
-def _dtypes(backend):
-    return [d for d in DTYPES if d == "float32" or backend.supports_float64]
 
 
 def _draw(seed, *shapes, dtype):
@@ -69,15 +71,11 @@ def _fast_and_generic(backend, op_name, *args):
     return backend.to_numpy(fast), backend.to_numpy(generic)
 
 
-def _each_dtype(backend):
-    return pytest.mark.parametrize("dtype", _dtypes(backend))
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", range(len(CONV2D_CASES)))
 def test_conv2d(backend, dtype, case):
     if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 on this device")
+        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
     xs, ws, with_bias = CONV2D_CASES[case]
     x, w, b = _draw(case, xs, ws, ws[-1:], dtype=dtype)
     b = b if with_bias else None
@@ -94,7 +92,7 @@ def test_conv2d(backend, dtype, case):
 @pytest.mark.parametrize("case", range(len(CONV3D_CASES)))
 def test_conv3d(backend, dtype, case):
     if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 on this device")
+        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
     xs, ws, with_bias = CONV3D_CASES[case]
     x, w, b = _draw(100 + case, xs, ws, ws[-1:], dtype=dtype)
     b = b if with_bias else None
@@ -111,7 +109,7 @@ def test_conv3d(backend, dtype, case):
 @pytest.mark.parametrize("case", range(len(POOL_CASES)))
 def test_avg_pool(backend, dtype, case):
     if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 on this device")
+        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
     xs, s = POOL_CASES[case]
     (x,) = _draw(200 + case, xs, dtype=dtype)
     fast, generic = _fast_and_generic(backend, "avg_pool", backend.asarray(x), s)
@@ -126,7 +124,7 @@ def test_avg_pool(backend, dtype, case):
 @pytest.mark.parametrize("case", range(len(PAD_CASES)))
 def test_pad_hw_exact(backend, dtype, case):
     if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 on this device")
+        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
     xs, ph, pw = PAD_CASES[case]
     (x,) = _draw(300 + case, xs, dtype=dtype)
     fast, generic = _fast_and_generic(backend, "pad_hw", backend.asarray(x), ph, pw)
@@ -137,7 +135,7 @@ def test_pad_hw_exact(backend, dtype, case):
 @pytest.mark.parametrize("case", range(len(UPSAMPLE_CASES)))
 def test_upsample_nearest_exact(backend, dtype, case):
     if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 on this device")
+        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
     xs, s = UPSAMPLE_CASES[case]
     (x,) = _draw(400 + case, xs, dtype=dtype)
     fast, generic = _fast_and_generic(backend, "upsample_nearest", backend.asarray(x), s)
@@ -148,7 +146,7 @@ def test_upsample_nearest_exact(backend, dtype, case):
 @pytest.mark.parametrize("case", range(len(ADAPTIVE_CASES)))
 def test_adaptive_max_pool_exact(backend, dtype, case):
     if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 on this device")
+        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
     xs, out = ADAPTIVE_CASES[case]
     (x,) = _draw(500 + case, xs, dtype=dtype)
     fast, generic = _fast_and_generic(backend, "adaptive_max_pool", backend.asarray(x), out)
@@ -158,7 +156,7 @@ def test_adaptive_max_pool_exact(backend, dtype, case):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_stop_gradient_value_exact(backend, dtype):
     if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 on this device")
+        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
     (x,) = _draw(600, (2, 3, 4, 1), dtype=dtype)
     fast, generic = _fast_and_generic(backend, "stop_gradient", backend.asarray(x))
     np.testing.assert_array_equal(fast, generic)

@@ -1,0 +1,84 @@
+"""Data pipeline: datasets of video clips and a deterministic, resumable, parallel loader.
+
+Backend-agnostic: everything is NumPy.  A dataset gives clips ``(T, H, W, C)``
+float32 in ``[-1, 1]``; :class:`Loader` stacks them into batches ``(B, T, H, W, C)``.
+
+>>> ds = make_dataset("synthetic", resolution=64, t=16)
+>>> with Loader(ds, batch_size=8, seed=0) as loader:
+...     batch = loader.next_batch()          # (8, 16, 64, 64, 3) float32
+...     state = loader.state_dict()          # save with the checkpoint; load_state_dict to resume
+
+See docs/data.md for the formats, options and the determinism / resume guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .arrays import ArrayDataset, open_array
+from .base import ClipDataset, DataError, DataWarning, SkipClip, area_resize
+from .loader import Loader
+from .synthetic import ShapeTracks, SyntheticShapes, write_video
+from .videos import VIDEO_EXTENSIONS, VideoFolderDataset, list_videos, read_clip
+
+__all__ = [
+    "make_dataset",
+    "ClipDataset",
+    "SyntheticShapes",
+    "ShapeTracks",
+    "ArrayDataset",
+    "VideoFolderDataset",
+    "Loader",
+    "DataError",
+    "DataWarning",
+    "SkipClip",
+    "VIDEO_EXTENSIONS",
+    "area_resize",
+    "list_videos",
+    "open_array",
+    "read_clip",
+    "write_video",
+]
+
+
+def make_dataset(
+    spec: str | os.PathLike,
+    *,
+    resolution: int | Sequence[int] = 64,
+    t: int = 16,
+    channels: int = 3,
+    split: str | None = "train",
+    seed: int = 0,
+    **options,
+) -> ClipDataset:
+    """The one entry point (the CLI's ``--data``): build a dataset from a spec string.
+
+    ``spec`` is
+
+    * ``"synthetic"`` or ``"synthetic:pan"`` (camera pan) - :class:`SyntheticShapes`,
+      clip ``i`` a pure function of ``(seed, split, i)``;
+    * a ``.npy`` / ``.npz`` file - :class:`ArrayDataset` (memory-mapped; options
+      ``layout``, ``key``, ``value_range``, ``grey``, ``cache_dir``; ``split`` and
+      ``seed`` do not apply: the file is used whole);
+    * a folder of videos - :class:`VideoFolderDataset` (options ``split_file``,
+      ``extensions``, ``interpolation``, ``seek``, ``decoder_threads``; ``seed`` does
+      not apply: the loader's seed drives start frames and crops).
+
+    ``options`` go to the dataset class.  A missing path, an empty folder or a
+    malformed file raises :class:`DataError` here, before anything starts.
+    """
+    text = os.fspath(spec)
+    if text in ("synthetic", "synthetic:pan"):
+        return SyntheticShapes(resolution, t, channels, seed=seed, split=split, pan=text.endswith(":pan"), **options)
+    if text.startswith("synthetic"):
+        raise DataError(f"unknown synthetic dataset {text!r}: use 'synthetic' or 'synthetic:pan'")
+    path = Path(text)
+    if not path.exists():
+        raise DataError(f"dataset path {text!r} does not exist (nor is it 'synthetic' or 'synthetic:pan')")
+    if path.is_file() and path.suffix.lower() in (".npy", ".npz"):
+        return ArrayDataset(path, resolution=resolution, t=t, channels=channels, **options)
+    if path.is_dir():
+        return VideoFolderDataset(path, resolution=resolution, t=t, channels=channels, split=split, **options)
+    raise DataError(f"dataset path {text!r} is neither a .npy/.npz file nor a folder of videos")
