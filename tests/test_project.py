@@ -82,3 +82,11 @@ def test_cli_info_lists_backends(capsys):
 def test_cli_without_command_prints_help(capsys):
     assert cli.main([]) == 2
     assert "conform" in capsys.readouterr().out
+
+
+def test_readme_python_example_runs():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.+?)\n```", text, flags=re.S)
+    assert blocks, "README has no Python example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
