@@ -26,7 +26,11 @@ glob; a reason is required.  An empty file is the goal.
 
 Command line (``trivd conform``)::
 
-    trivd conform [--backend NAME | --port MODULE] [--dtype float32 ...] [--ops PATTERN] [--quick]
+    trivd conform [--backend NAME | --port MODULE] [--dtype float32 ...] [--ops PATTERN] [--quick] [--grad]
+
+``--grad`` adds one ``grad:<op>`` row per record and dtype (see
+:mod:`conformance.gradients`); skip-file entries for them use the pattern
+``grad:<op>``.
 """
 
 from __future__ import annotations
@@ -403,6 +407,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ops", metavar="PATTERN", help="comma-separated record names, base names or * globs")
     p.add_argument("--quick", action="store_true", help="only the seconds-long subset (warps, TSRU_p, losses)")
     p.add_argument("--skip-file", metavar="PATH", help="skip file to use instead of conformance/skips/<target>.txt")
+    p.add_argument(
+        "--grad",
+        action="store_true",
+        help="also check gradients (rows grad:<op>): backend autodiff vs finite differences of the reference",
+    )
+    p.add_argument(
+        "--model",
+        action="store_true",
+        help="run the model-level checks instead (rows model:<check>; G, D, losses, gradients; see conformance.model)",
+    )
     p.add_argument("--list", action="store_true", help="list the op records and exit")
     p.add_argument("--width", type=int, default=100, help="truncate notes to this many characters (0: no limit)")
     return p
@@ -442,10 +456,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trivd conform: bad skip file: {exc}", file=sys.stderr)
         return 2
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES
+    if args.model:
+        from .model import run_model
+
+        results = run_model(target, dtypes)
+        print(format_table(results, width=args.width if args.width > 0 else 10**9))
+        return 1 if any(r.failed for r in results) else 0
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(records) * len(dtypes), desc=f"conform {target.name}", disable=not sys.stderr.isatty()) as bar:
+    total = len(records) * len(dtypes) * (2 if args.grad else 1)
+    with tqdm(total=total, desc=f"conform {target.name}", disable=not sys.stderr.isatty()) as bar:
         results = run(target, records, dtypes, skips=skips, progress=lambda r: bar.update(1))
+        if args.grad:
+            from .gradients import run_gradients
+
+            results += run_gradients(target, records, dtypes, skips=skips, progress=lambda r: bar.update(1))
     print(format_table(results, width=args.width if args.width > 0 else 10**9))
     return 1 if any(r.failed for r in results) else 0
 

@@ -189,5 +189,12 @@ class JaxBackend:
         """See :func:`backends.jax.sharding.sharded_batch_stats`."""
         return sharded_batch_stats(x, axes)
 
+    def engine(self, config, *, devices=None):
+        """The training engine (:class:`backends.jax.engine.JaxEngine`) for ``config`` on ``devices`` (None: all local)."""
+        self.activate()
+        from .engine import JaxEngine
+
+        return JaxEngine(config, devices=devices)
+
 
 BACKEND = JaxBackend()

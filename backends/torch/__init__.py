@@ -242,6 +242,14 @@ class TorchBackend:
         use = self._compile if self._compile is not None else _env_flag("TRIVD_TORCH_COMPILE", "0")
         return torch.compile(f, **kwargs) if use else f
 
+    # -- training ------------------------------------------------------------
+
+    def engine(self, config, *, devices=None, **options):
+        """The training engine on this backend's device (:class:`backends.torch.engine.TorchEngine`)."""
+        from .engine import TorchEngine
+
+        return TorchEngine(config, devices=devices, backend=self, **options)
+
 
 class TorchXlaBackend(TorchBackend):
     """trivd on an XLA device through torch_xla (TPU, GPU, or the host CPU with ``PJRT_DEVICE=CPU``).
@@ -319,6 +327,15 @@ class TorchXlaBackend(TorchBackend):
         if len(pending) > 1:
             self._xla().materialize(pending)
         return super().to_numpy(x)
+
+    def engine(self, config, *, devices=None, **options):
+        """The SPMD training engine over all XLA devices (:class:`backends.torch.engine.XlaEngine`).
+
+        It switches torch_xla to SPMD mode: call it before creating XLA tensors.
+        """
+        from .engine import XlaEngine
+
+        return XlaEngine(config, devices=devices, backend=self, **options)
 
     def sharded_batch_stats(self, x, axes=(0, 1, 2)):
         """See :func:`backends.torch.xla.sharded_batch_stats` (needs SPMD mode)."""

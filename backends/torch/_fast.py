@@ -35,14 +35,18 @@ def pad_hw(x, ph, pw):
 
 def conv2d(x, w, b=None):
     kh, kw = w.shape[0], w.shape[1]
-    y = F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), b, padding=((kh - 1) // 2, (kw - 1) // 2))
+    # .contiguous(): torch's CPU slow_conv2d backward rejects a permuted (non-contiguous) weight when C_out = 1
+    y = F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1).contiguous(), b, padding=((kh - 1) // 2, (kw - 1) // 2))
     return y.permute(0, 2, 3, 1)
 
 
 def conv3d(x, w, b=None):
     kt, kh, kw = w.shape[0], w.shape[1], w.shape[2]
     y = F.conv3d(
-        x.permute(0, 4, 1, 2, 3), w.permute(4, 3, 0, 1, 2), b, padding=((kt - 1) // 2, (kh - 1) // 2, (kw - 1) // 2)
+        x.permute(0, 4, 1, 2, 3),
+        w.permute(4, 3, 0, 1, 2).contiguous(),
+        b,
+        padding=((kt - 1) // 2, (kh - 1) // 2, (kw - 1) // 2),
     )
     return y.permute(0, 2, 3, 4, 1)
 

@@ -1,0 +1,311 @@
+"""The JAX training engine: one ``jax.jit``-compiled function for a whole training step.
+
+A training step (paper appendix E.3) is ``config.d_steps`` discriminator updates
+followed by one generator update, then the EMA of G's weights.  Everything runs in
+one compiled XLA program; the loop (``trivd_core.train``) draws every random input
+with NumPy and passes it in, so the JAX and torch engines see identical inputs.
+
+Training state ``ts`` (a pytree)::
+
+    {"step": int64 0-d,
+     "g_params", "g_state", "d_params", "d_state", "ema",
+     "opt_g": (optax ScaleByAdamState, EmptyState), "opt_d": (...)}
+
+``export`` turns it into the backend-neutral NumPy tree of the engine interface
+(``opt_*`` become ``{"mu", "nu", "count"}``), ``restore`` does the inverse.
+
+Decisions (documented in docs/training.md):
+
+* D update ``i`` judges the real clip ``inputs["real"][i]`` against
+  ``[real[i][:, :t_cond] ; G(real[i][:, :t_cond], z_d[i])]`` with the same
+  randomness ``rand_d[i]`` for both.  G runs in training mode during the D update
+  (batch statistics; its spectral-norm vectors advance and are threaded, as
+  BigGAN-PyTorch does with G in train mode under ``no_grad``).
+* The G update conditions on the first ``t_cond`` frames of the last real batch
+  ``real[d_steps - 1]``.
+* Adam is ``optax.adam(lr, b1=config.beta1, b2=config.beta2, eps=config.adam_eps)``
+  (``scale_by_adam`` then ``-lr``), the same update as ``torch.optim.Adam``.
+* The EMA update uses the step number *after* the step (``ts["step"] + 1``).
+
+Data parallelism: the batch axis of every input is sharded over a one-axis
+``Mesh`` of the engine's devices (``NamedSharding``), the training state is
+replicated; XLA's SPMD partitioner turns every batch mean (batch norm, the losses,
+the mixed projection head) into a cross-device all-reduce, so the statistics are
+those of the global batch.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from trivd_core import discriminator, generator, objective
+from trivd_core.configs import Config, get_config
+from trivd_core.ema import ema_update
+
+from .sharding import BATCH_AXIS, batch_mesh
+
+__all__ = ["JaxEngine", "make_engine", "enable_compilation_cache"]
+
+
+def _tree_np(tree):
+    return jax.tree_util.tree_map(lambda a: np.asarray(jax.device_get(a)), tree)
+
+
+def _resolve_devices(devices):
+    local = jax.local_devices()
+    if devices is None:
+        return list(local)
+    if isinstance(devices, bool):
+        raise TypeError(f"engine(): argument 'devices' must be None, an int or a list of jax.Device, got {devices!r}")
+    if isinstance(devices, (int, np.integer)):
+        n = int(devices)
+        if not 1 <= n <= len(local):
+            raise ValueError(
+                f"engine(): argument 'devices' is {n}, but there are {len(local)} local JAX devices "
+                "(on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX is imported gives N)"
+            )
+        return list(local[:n])
+    devices = list(devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise TypeError(f"engine(): argument 'devices' must be None, an int or a non-empty list of jax.Device, "
+                        f"got {devices!r}")
+    return devices
+
+
+class JaxEngine:
+    """Training engine for ``config`` on ``devices`` (None: all local devices; an int: the first N)."""
+
+    name = "jax"
+
+    def __init__(self, config, *, devices=None):
+        if isinstance(config, str):
+            config = get_config(config)
+        if not isinstance(config, Config):
+            raise TypeError(f"engine(): argument 'config' must be a Config or a config name, got {type(config).__name__}")
+        self.config = config.validate()
+        self._devices = _resolve_devices(devices)
+        self.mesh = batch_mesh(self._devices)
+        self._replicated = NamedSharding(self.mesh, PartitionSpec())
+        c = self.config
+        self._tx_g = optax.adam(c.lr_g, b1=c.beta1, b2=c.beta2, eps=c.adam_eps)
+        self._tx_d = optax.adam(c.lr_d, b1=c.beta1, b2=c.beta2, eps=c.adam_eps)
+        self._d_fn = self._g_fn = None
+        self._predict_fn = None
+
+    # -- interface -----------------------------------------------------------
+
+    @property
+    def devices(self) -> list[str]:
+        return [f"{d.platform}:{d.id} ({d.device_kind})" for d in self._devices]
+
+    def __repr__(self) -> str:
+        return f"JaxEngine(config={self.config.name!r}, devices={len(self._devices)})"
+
+    def init(self, seed: int):
+        """Initial training state: weights from ``trivd_core`` with ``np.random.default_rng(seed)`` (G+E first, then D)."""
+        rng = np.random.default_rng(seed)
+        g_params, g_state = generator.init_generator(self.config, rng)
+        d_params, d_state = discriminator.init_discriminator(self.config, rng)
+        tree = {
+            "step": np.int64(0),
+            "g_params": g_params, "g_state": g_state, "d_params": d_params, "d_state": d_state,
+            "ema": g_params,
+            "opt_g": self._zero_opt(g_params), "opt_d": self._zero_opt(d_params),
+        }
+        return self.restore(tree)
+
+    def step(self, ts, inputs):
+        """One training step (d_steps D updates + 1 G update + EMA); returns ``(ts, metrics)``."""
+        return self._step(ts, self._shard_inputs(inputs))
+
+    def export(self, ts) -> dict:
+        tree = {k: ts[k] for k in ("step", "g_params", "g_state", "d_params", "d_state", "ema")}
+        for key in ("opt_g", "opt_d"):
+            adam = ts[key][0]
+            tree[key] = {"mu": adam.mu, "nu": adam.nu, "count": adam.count}
+        out = _tree_np(tree)
+        out["step"] = np.asarray(out["step"], dtype=np.int64)
+        for key in ("opt_g", "opt_d"):
+            out[key]["count"] = np.asarray(out[key]["count"], dtype=np.int64)
+        return out
+
+    def restore(self, tree):
+        """The inverse of :meth:`export` (any backend's export): NumPy tree -> replicated JAX training state."""
+        missing = {"step", "g_params", "g_state", "d_params", "d_state", "ema", "opt_g", "opt_d"} - set(tree)
+        if missing:
+            raise ValueError(f"restore(): argument 'tree' lacks {sorted(missing)}")
+
+        def put(a, dtype=None):
+            a = np.asarray(a)
+            if dtype is not None:
+                a = a.astype(dtype)
+            elif np.issubdtype(a.dtype, np.floating):
+                a = a.astype(np.float32)
+            return jax.device_put(a, self._replicated)
+
+        ts = {k: jax.tree_util.tree_map(put, tree[k]) for k in ("g_params", "g_state", "d_params", "d_state", "ema")}
+        ts["step"] = put(tree["step"], np.int64 if jax.config.jax_enable_x64 else np.int32)
+        for key in ("opt_g", "opt_d"):
+            o = tree[key]
+            adam = optax.ScaleByAdamState(
+                count=put(o["count"], np.int32),
+                mu=jax.tree_util.tree_map(put, o["mu"]),
+                nu=jax.tree_util.tree_map(put, o["nu"]),
+            )
+            ts[key] = (adam, optax.EmptyState())
+        return ts
+
+    def predict(self, ts, cond_frames, z, *, ema: bool = True):
+        """Predicted frames ``(B, t_pred, H, W, C)`` (NumPy) in evaluation mode (standing statistics if present)."""
+        if self._predict_fn is None:
+            def fn(params, state, cond, z):
+                frames, _ = generator.generate(params, state, cond, z, train=False)
+                return frames
+
+            self._predict_fn = jax.jit(fn, compiler_options=_compiler_options())
+        params = ts["ema"] if ema else ts["g_params"]
+        cond = jax.device_put(np.asarray(cond_frames, np.float32), self._replicated)
+        z = jax.device_put(np.asarray(z, np.float32), self._replicated)
+        return np.asarray(jax.device_get(self._predict_fn(params, ts["g_state"], cond, z)))
+
+    # -- internals -------------------------------------------------------------
+
+    @staticmethod
+    def _zero_opt(params):
+        zeros = jax.tree_util.tree_map(lambda a: np.zeros_like(a, dtype=np.float32), params)
+        return {"mu": zeros, "nu": jax.tree_util.tree_map(np.copy, zeros), "count": np.int64(0)}
+
+    def _shard_inputs(self, inputs):
+        """Batch axis (axis 1 of the stacked D inputs, axis 0 of the G inputs) over the mesh."""
+        n = len(self._devices)
+
+        def put(a, batch_axis):
+            a = np.asarray(a)
+            if a.dtype.kind == "f":
+                a = a.astype(np.float32)
+            if a.shape[batch_axis] % n:
+                raise ValueError(f"step(): the batch ({a.shape[batch_axis]}) must be divisible by the number of "
+                                 f"devices ({n})")
+            spec = [None] * a.ndim
+            spec[batch_axis] = BATCH_AXIS
+            return jax.device_put(a, NamedSharding(self.mesh, PartitionSpec(*spec)))
+
+        return {
+            "real": put(inputs["real"], 1),
+            "z_d": put(inputs["z_d"], 1),
+            "z_g": put(inputs["z_g"], 0),
+            "rand_d": {k: put(v, 1) for k, v in inputs["rand_d"].items()},
+            "rand_g": {k: put(v, 0) for k, v in inputs["rand_g"].items()},
+        }
+
+    def _d_update(self, g_params, g_state, d_params, d_state, opt_d, real, z, rand):
+        """One discriminator update on ``real`` against ``[cond ; G(cond, z)]`` (G in training mode)."""
+        c = self.config
+        cond = real[:, :c.t_cond]
+        fake_frames, g_state = generator.generate(g_params, g_state, cond, z, train=True)
+        fake = jnp.concatenate([cond, fake_frames], axis=1)
+
+        def d_obj(dp):
+            loss, aux, new_state = objective.d_loss(dp, d_state, real, fake, rand, c, train=True)
+            return loss, (aux, new_state)
+
+        (loss, (aux, d_state)), grads = jax.value_and_grad(d_obj, has_aux=True)(d_params)
+        updates, opt_d = self._tx_d.update(grads, opt_d, d_params)
+        d_params = optax.apply_updates(d_params, updates)
+        return g_state, d_params, d_state, opt_d, {"d_loss": loss, **aux}
+
+    def _g_update(self, g_params, g_state, d_params, d_state, opt_g, ema, step, cond, z, rand):
+        """The generator update (Eq. 14 + orthogonal penalty), then the EMA at ``step + 1``."""
+        c = self.config
+
+        def g_obj(gp):
+            loss, aux, states = objective.g_loss(gp, g_state, d_params, d_state, cond, z, rand, c, train=True)
+            return loss, (aux, states)
+
+        (loss, (aux, states)), grads = jax.value_and_grad(g_obj, has_aux=True)(g_params)
+        updates, opt_g = self._tx_g.update(grads, opt_g, g_params)
+        g_params = optax.apply_updates(g_params, updates)
+        step = step + 1
+        ema = ema_update(ema, g_params, c.ema_decay, step, c.ema_start)
+        metrics = {"g_loss": loss, "ortho": aux["ortho"], "gan": aux["gan"]}
+        for key, v in aux.items():
+            if key.startswith("g/"):
+                metrics[key] = v
+            elif key.startswith("fake/"):
+                metrics["g_" + key] = v
+        return g_params, states["g"], states["d"], opt_g, ema, step, metrics
+
+    def _compile(self):
+        rep = self._replicated
+        opts = _compiler_options()
+        self._d_fn = jax.jit(self._d_update, out_shardings=rep, compiler_options=opts)
+        self._g_fn = jax.jit(self._g_update, out_shardings=rep, compiler_options=opts)
+
+    def _step(self, ts, inputs):
+        if self._d_fn is None:
+            self._compile()
+        c = self.config
+        g_state, d_params, d_state, opt_d = ts["g_state"], ts["d_params"], ts["d_state"], ts["opt_d"]
+        d_metrics = []
+        for i in range(c.d_steps):
+            rand = {k: v[i] for k, v in inputs["rand_d"].items()}
+            g_state, d_params, d_state, opt_d, m = self._d_fn(ts["g_params"], g_state, d_params, d_state, opt_d,
+                                                               inputs["real"][i], inputs["z_d"][i], rand)
+            d_metrics.append(m)
+        cond = inputs["real"][c.d_steps - 1][:, :c.t_cond]
+        g_params, g_state, d_state, opt_g, ema, step, g_metrics = self._g_fn(
+            ts["g_params"], g_state, d_params, d_state, ts["opt_g"], ts["ema"], ts["step"], cond, inputs["z_g"],
+            inputs["rand_g"])
+        new_ts = {"step": step, "g_params": g_params, "g_state": g_state, "d_params": d_params, "d_state": d_state,
+                  "ema": ema, "opt_g": opt_g, "opt_d": opt_d}
+        d_metrics = jax.device_get(d_metrics)
+        metrics = {k: float(np.mean([m[k] for m in d_metrics])) for k in d_metrics[0]}
+        metrics.update({k: float(v) for k, v in jax.device_get(g_metrics).items()})
+        return new_ts, metrics
+
+
+def _compiler_options():
+    """XLA options for the training step (``TRIVD_JAX_TRAIN_OPT``, default ``fast-compile`` on CPU).
+
+    The step is a large unrolled program (recurrent cells over time, three stages, every
+    sub-discriminator, forward and backward); XLA:CPU's LLVM pipeline needs minutes for
+    it.  On CPU the default lowers LLVM's optimisation level, which compiles ~3x faster
+    (measured in docs/training.md); ``TRIVD_JAX_TRAIN_OPT=full`` keeps XLA's defaults.
+    Accelerators always use XLA's defaults.
+    """
+    mode = os.environ.get("TRIVD_JAX_TRAIN_OPT", "fast-compile")
+    if mode not in ("fast-compile", "full"):
+        raise ValueError(f"environment variable TRIVD_JAX_TRAIN_OPT must be 'fast-compile' or 'full', got {mode!r}")
+    if mode == "full" or jax.default_backend() != "cpu":
+        return None
+    return {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def enable_compilation_cache(path=None) -> str | None:
+    """Turn on JAX's persistent compilation cache (``TRIVD_JAX_CACHE``, default ``~/.cache/trivd/jax``; ``0``: off).
+
+    The training step takes minutes to compile on CPU; with the cache a resumed or
+    repeated run (same config, devices and JAX version) loads it in seconds.
+    """
+    path = os.environ.get("TRIVD_JAX_CACHE") if path is None else path
+    if path in ("0", "off"):
+        return None
+    if not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "trivd", "jax")
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+def make_engine(config, *, devices=None) -> JaxEngine:
+    """``backend.engine(config, devices=None)`` for the JAX backend."""
+    return JaxEngine(config, devices=devices)

@@ -1,0 +1,286 @@
+"""The backend-agnostic training machinery: checkpoints, artifacts, the input sampler, the loop, the gate.
+
+The loop is exercised with a small NumPy engine (``CountingEngine``, below): its state
+is a deterministic function of every input the loop hands it, so resume exactness,
+the NaN stop and Ctrl-C are checks of the *loop*; the real engines are tested in
+tests/test_train_jax.py (and the torch engine's tests).  Wall time: ~10 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from trivd_core import get_config
+from trivd_core.data import Loader, make_dataset
+from trivd_core.train import (
+    CheckpointError,
+    InputSampler,
+    TrainOptions,
+    artifacts,
+    build_gate,
+    flatten_tree,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    loop_rng,
+    save_checkpoint,
+    train,
+    unflatten_tree,
+)
+
+CFG = get_config("tiny", t_cond=1, t_pred=2, K=2, batch_size=4, decomposition="faster")
+
+
+def _tree():
+    rng = np.random.default_rng(0)
+    return {"step": np.int64(7), "g_params": {"a": {"w": rng.standard_normal((3, 2)).astype(np.float32)}, "empty": {}},
+            "g_state": {"steps": np.zeros((3, 0), np.float32)}, "opt": {"count": np.int64(5)}}
+
+
+def _assert_tree_equal(a, b, path=""):
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), path
+        for k in a:
+            _assert_tree_equal(a[k], b[k], f"{path}/{k}")
+    else:
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), path
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+
+def test_flatten_roundtrip_keeps_empty_dicts_dtypes_and_zero_size():
+    tree = _tree()
+    flat, layout = flatten_tree(tree)
+    assert set(flat) == {"step", "g_params/a/w", "g_state/steps", "opt/count"}
+    _assert_tree_equal(unflatten_tree(flat, layout), tree)
+    with pytest.raises(ValueError, match="'/'"):
+        flatten_tree({"a/b": np.zeros(1)})
+
+
+def test_save_load_keep_and_commit_marker(tmp_path):
+    tree = _tree()
+    for step in (1, 2, 3, 4):
+        save_checkpoint(tmp_path, tree, step=step, meta={"loader": {"pos": step}}, keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000003.json", "step_00000004.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "step_00000003.json", "step_00000003.npz", "step_00000004.json", "step_00000004.npz"]  # no temp files left
+    loaded, meta = load_checkpoint(tmp_path)
+    _assert_tree_equal(loaded, tree)
+    assert meta["step"] == 4 and meta["loader"] == {"pos": 4}
+    # a torn/edited npz is detected and the previous checkpoint is used
+    npz = tmp_path / "step_00000004.npz"
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    assert latest_checkpoint(tmp_path).name == "step_00000003.json"
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(tmp_path / "step_00000004.json")
+    # an npz without its json (crash between the two writes) is not a checkpoint
+    (tmp_path / "step_00000003.json").unlink()
+    assert latest_checkpoint(tmp_path) is None
+    with pytest.raises(CheckpointError, match="no intact checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_npz_is_plain_numpy(tmp_path):
+    path = save_checkpoint(tmp_path, _tree(), step=1)
+    with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
+        assert z["g_params/a/w"].dtype == np.float32 and z["step"].dtype == np.int64
+
+
+# -- artifacts -----------------------------------------------------------------------------
+
+
+def test_gif_decodes_to_the_quantised_frames(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (3, 37, 53, 3)).astype(np.uint8)  # 1961 pixels/frame: several LZW clear cycles
+    path = artifacts.write_gif(tmp_path / "a.gif", frames)
+    im = Image.open(path)
+    assert im.n_frames == 3
+    pal = artifacts._palette()
+    for t in range(3):
+        im.seek(t)
+        got = np.asarray(im.convert("RGB"))
+        np.testing.assert_array_equal(got, pal[artifacts._quantize(frames[t])])
+        # quantisation error is at most half a colour step (255/5/2 = 25.5 for 6 levels, 21.25 for 7)
+        assert np.abs(got.astype(int) - frames[t]).max() <= 25
+
+
+def test_png_and_loss_plot(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    img = np.random.default_rng(2).integers(0, 256, (5, 7, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(Image.open(artifacts.write_png(tmp_path / "a.png", img))), img)
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"step": s, "d_loss": 2 - s / 10, "g_loss": s / 10}) + "\n"
+                                              for s in range(1, 11)) + '{"step": 11, "d_lo')  # torn last line
+    assert len(artifacts.read_metrics(tmp_path / "m.jsonl")) == 10
+    out = artifacts.plot_losses(tmp_path / "m.jsonl", tmp_path / "loss.png")
+    assert Image.open(out).size[0] > 100
+
+
+def test_sample_grid_layout():
+    cond = np.full((2, 1, 4, 4, 3), -1.0, np.float32)
+    truth = np.full((2, 2, 4, 4, 3), 1.0, np.float32)
+    pred = np.zeros((2, 2, 4, 4, 3), np.float32)
+    g = artifacts.sample_grid(cond, truth, [pred])
+    assert g.shape == (3, 2 * 6 + 2, 2 * 6 + 2, 3)
+    assert (g[0, 1:5, 1:5] == 0).all() and (g[1, 1:5, 1:5] == 255).all() and (g[1, 1:5, 9:13] == 128).all()
+    assert tuple(g[0, 0, 0]) == (40, 170, 40) and tuple(g[1, 0, 0]) == (200, 40, 40)  # cond green, predicted red
+
+
+# -- inputs --------------------------------------------------------------------------------
+
+
+def _loader(seed=0, batch=4, length=64):
+    ds = make_dataset("synthetic", resolution=CFG.resolution, t=CFG.t_total, channels=3, seed=seed, length=length)
+    return Loader(ds, batch, seed=seed, workers=0)
+
+
+def test_input_sampler_shapes_and_resume():
+    s = InputSampler(CFG, _loader(), loop_rng(0))
+    x = s.draw()
+    B, c = 4, CFG
+    assert x["real"].shape == (c.d_steps, B, c.t_total, c.resolution, c.resolution, 3) and x["real"].dtype == np.float32
+    assert x["z_d"].shape == (c.d_steps, B, c.z_dim) and x["z_g"].shape == (B, c.z_dim)
+    assert x["rand_d"]["idx"].shape == (c.d_steps, B, c.K) and x["rand_d"]["offsets"].shape == (c.d_steps, B, 2)
+    assert x["rand_g"]["idx"].dtype == np.int64 and set(x["rand_g"]) == {"idx", "offsets"}
+    state = json.loads(json.dumps(s.state()))
+    a = [s.draw() for _ in range(3)]
+    s2 = InputSampler(CFG, _loader(), loop_rng(99))
+    s2.load_state(state)
+    b = [s2.draw() for _ in range(3)]
+    for u, v in zip(a, b):
+        _assert_tree_equal(u, v)
+    assert not np.array_equal(a[0]["z_g"], a[1]["z_g"])
+
+
+# -- the loop, with a NumPy engine -------------------------------------------------------------
+
+
+class CountingEngine:
+    """A deterministic NumPy engine: the state folds in every input (any change of inputs changes it)."""
+
+    name = "counting"
+    devices = ["cpu"]
+
+    def __init__(self, fail_at=None, interrupt_at=None):
+        self.fail_at, self.interrupt_at, self.calls = fail_at, interrupt_at, 0
+
+    def init(self, seed):
+        return {"step": np.int64(0), "g_params": {"w": np.full((3,), float(seed), np.float32)}, "ema": {"w": np.zeros(3, np.float32)}}
+
+    def step(self, ts, inputs):
+        self.calls += 1
+        if self.interrupt_at == int(ts["step"]) + 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        summary = np.float32(inputs["real"].mean() + inputs["z_d"].sum() + inputs["z_g"].sum()
+                             + inputs["rand_d"]["idx"].sum() + inputs["rand_g"]["offsets"].sum())
+        w = ts["g_params"]["w"] * np.float32(0.5) + summary
+        loss = float("nan") if self.fail_at == int(ts["step"]) + 1 else float(w.sum())
+        return ({"step": ts["step"] + 1, "g_params": {"w": w}, "ema": {"w": (ts["ema"]["w"] + w) / 2}},
+                {"d_loss": loss, "g_loss": float(summary)})
+
+    def export(self, ts):
+        return {k: (np.asarray(v) if not isinstance(v, dict) else {a: np.asarray(b) for a, b in v.items()})
+                for k, v in ts.items()}
+
+    def restore(self, tree):
+        return self.export(tree)
+
+    def predict(self, ts, cond, z, *, ema=True):
+        return np.repeat(cond[:, -1:], CFG.t_pred, axis=1) * 0 + np.tanh(ts["g_params"]["w"][0])
+
+
+def _run(tmp_path, name, steps, engine=None, resume=False, **kw):
+    opts = TrainOptions(run_dir=tmp_path / name, steps=steps, seed=3, log_every=1, sample_every=2, ckpt_every=2,
+                        keep=2, n_samples=2, progress=False, **kw)
+    with _loader(seed=3) as loader:
+        return train(engine or CountingEngine(), CFG, loader, opts, resume=resume, log=lambda m: None)
+
+
+def test_loop_resume_is_exact_and_writes_the_run_dir(tmp_path):
+    full = _run(tmp_path, "full", 6)
+    assert full.status == "done" and full.exit_code == 0 and full.step == 6
+    first = _run(tmp_path, "split", 3)  # stops at 3: a final checkpoint at 3 (off the cadence)
+    assert first.step == 3
+    second = _run(tmp_path, "split", 6, resume=True)
+    assert second.step == 6
+    a, _ = load_checkpoint(tmp_path / "full" / "checkpoints")
+    b, meta = load_checkpoint(tmp_path / "split" / "checkpoints")
+    _assert_tree_equal(a, b)
+    assert meta["step"] == 6
+    run = tmp_path / "split"
+    assert [r["step"] for r in artifacts.read_metrics(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert (run / "loss.png").exists() and (run / "samples" / "step_000006.gif").exists()
+    assert json.loads((run / "config.json").read_text())["config"]["t_pred"] == 2
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+
+
+def test_loop_stops_on_nan_and_keeps_the_last_good_checkpoint(tmp_path):
+    res = _run(tmp_path, "nan", 10, engine=CountingEngine(fail_at=5))
+    assert res.status == "nonfinite" and res.exit_code == 3 and res.step == 4
+    assert "non-finite loss at step 5: d_loss = nan" in res.message and "step_00000004.json" in res.message
+    tree, meta = load_checkpoint(tmp_path / "nan" / "checkpoints")
+    assert meta["step"] == 4 and int(tree["step"]) == 4 and np.isfinite(tree["g_params"]["w"]).all()
+    assert max(r["step"] for r in artifacts.read_metrics(tmp_path / "nan" / "metrics.jsonl")) == 4
+
+
+def test_loop_ctrl_c_writes_a_checkpoint_and_resumes_exactly(tmp_path):
+    res = _run(tmp_path, "int", 10, engine=CountingEngine(interrupt_at=3))
+    assert res.status == "interrupted" and res.exit_code == 130 and res.step == 3  # step 3 completes, then stops
+    assert load_checkpoint(tmp_path / "int" / "checkpoints")[1]["step"] == 3
+    _run(tmp_path, "int", 8, resume=True)
+    _run(tmp_path, "ref", 8)
+    _assert_tree_equal(load_checkpoint(tmp_path / "int" / "checkpoints")[0],
+                       load_checkpoint(tmp_path / "ref" / "checkpoints")[0])
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no intact checkpoint"):
+        _run(tmp_path, "none", 2, resume=True)
+
+
+# -- the gate --------------------------------------------------------------------------------
+
+
+class _Perturbed:
+    """The NumPy backend with every result moved by 1e-2 (what a bfloat16 matmul would do)."""
+
+    def __init__(self, be):
+        self._be = be
+        self.name = be.name
+        self.supports_float64 = be.supports_float64
+
+    def __getattr__(self, k):
+        return getattr(self._be, k)
+
+    def to_numpy(self, tree):
+        out = self._be.to_numpy(tree)
+        return {k: self.to_numpy(v) for k, v in out.items()} if isinstance(out, dict) else out * np.float32(1.01) + 1e-2
+
+
+def test_gate_passes_on_numpy_and_refuses_a_perturbed_backend():
+    backends = pytest.importorskip("backends")
+    runner = pytest.importorskip("conformance.runner")
+    cfg = CFG.replace(cell="convgru")
+    be = backends.load("numpy")
+    ok, report = build_gate(cfg, be, runner=runner)()
+    assert ok, report
+    assert "cell_step[convgru]" in __import__("trivd_core.train.gate", fromlist=["x"]).gate_records(cfg, runner)
+    ok, report = build_gate(cfg, _Perturbed(be), runner=runner)()
+    assert not ok
+    assert "generate (G forward)" in report and "discriminate[dF]" in report and "--skip-conformance" in report
+
+
+def test_cli_train_refuses_the_numpy_backend(tmp_path, capsys):
+    from trivd_core import cli
+
+    assert cli.main(["train", "--backend", "numpy", "--run-dir", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "no training engine" in capsys.readouterr().err

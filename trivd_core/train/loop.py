@@ -1,0 +1,324 @@
+"""The training loop, written once for every backend (NumPy at the boundary).
+
+The loop owns every source of randomness: the data :class:`~trivd_core.data.Loader`
+(its own seeded generator) and one NumPy ``Generator`` for latents and the
+discriminators' frame indices / crop corners.  Each step it hands the engine::
+
+    inputs = {"real":   (d_steps, B, t_cond + t_pred, H, W, C) float32  one batch per D update
+              "z_d":    (d_steps, B, z_dim) float32
+              "z_g":    (B, z_dim) float32
+              "rand_d": {"idx": (d_steps, B, K) int64, "offsets": (d_steps, B, 2) int64}
+              "rand_g": {"idx": (B, K), "offsets": (B, 2)}}     (only the keys the decomposition needs)
+
+drawn in this order: ``d_steps`` loader batches; then for each D update ``z_d[i]``
+(standard normal) and ``rand_d[i]`` (:func:`discriminator.sample_randomness`); then
+``z_g`` and ``rand_g``.  G's conditioning frames are the first ``t_cond`` frames of
+each real batch (D update ``i``: ``real[i]``; the G update: the last one, ``real[-1]``).
+
+Engines implement ``init(seed)``, ``step(ts, inputs) -> (ts, metrics)`` (must not
+modify ``ts`` in place: the loop keeps the previous state for Ctrl-C),
+``export(ts)``, ``restore(tree)``, ``predict(ts, cond, z, ema=)``, ``name``, ``devices``.
+
+Exit statuses (:class:`TrainResult.status` -> :data:`EXIT_CODES`): ``done`` 0,
+``nonfinite`` 3 (a NaN/Inf loss: nothing of that step is saved; the last good
+checkpoint stays), ``interrupted`` 130 (Ctrl-C: a checkpoint of the last completed
+step is written first).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..configs import Config
+from ..discriminator import sample_randomness
+from . import artifacts
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+__all__ = ["TrainOptions", "TrainResult", "GateRefused", "EXIT_CODES", "InputSampler", "train", "loop_rng"]
+
+EXIT_CODES = {"done": 0, "nonfinite": 3, "interrupted": 130}
+
+
+class GateRefused(RuntimeError):
+    """The pre-training conformance gate found a mismatch; the message lists the failures."""
+
+
+@dataclass
+class TrainOptions:
+    """Cadence and output of a run (steps are totals: ``steps`` is where the run ends, also after a resume)."""
+
+    run_dir: Path
+    steps: int
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 100
+    ckpt_every: int = 100
+    keep: int = 3
+    n_samples: int = 4
+    sample_fps: float = 3.0
+    progress: bool = True
+
+    def __post_init__(self):
+        self.run_dir = Path(self.run_dir)
+        for name in ("steps", "log_every", "sample_every", "ckpt_every", "keep", "n_samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "steps" else 1):
+                raise ValueError(f"TrainOptions: '{name}' must be a {'non-negative' if name == 'steps' else 'positive'} "
+                                 f"int, got {v!r}")
+
+
+@dataclass
+class TrainResult:
+    status: str
+    step: int
+    message: str = ""
+    checkpoint: Path | None = None
+    seconds: float = 0.0
+    steps_per_sec: float | None = None
+    last_metrics: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+def loop_rng(seed: int) -> np.random.Generator:
+    """The loop's generator for latents and D randomness (a stream separate from weight init and the loader)."""
+    return np.random.default_rng([int(seed), 0x7472])
+
+
+class InputSampler:
+    """Draws the per-step inputs of the engine interface from a Loader and a NumPy Generator."""
+
+    def __init__(self, config: Config, loader, rng: np.random.Generator):
+        self.config, self.loader, self.rng = config, loader, rng
+
+    def draw(self) -> dict:
+        c, rng = self.config, self.rng
+        real = np.stack([np.asarray(self.loader.next_batch(), dtype=np.float32) for _ in range(c.d_steps)])
+        want = (c.d_steps, real.shape[1], c.t_total, c.resolution, c.resolution, c.channels)
+        if real.shape != want:
+            raise ValueError(f"the data loader yields batches of shape {real.shape[1:]}, the config needs {want[1:]} "
+                             "(batch, t_cond + t_pred, resolution, resolution, channels)")
+        B = real.shape[1]
+        z_d, rand_d = [], []
+        for _ in range(c.d_steps):
+            z_d.append(rng.standard_normal((B, c.z_dim)).astype(np.float32))
+            rand_d.append(sample_randomness(c, rng, B))
+        z_g = rng.standard_normal((B, c.z_dim)).astype(np.float32)
+        rand_g = sample_randomness(c, rng, B)
+        return {"real": real, "z_d": np.stack(z_d), "z_g": z_g,
+                "rand_d": {k: np.stack([r[k] for r in rand_d]) for k in rand_g}, "rand_g": rand_g}
+
+    def state(self) -> dict:
+        return {"loader": self.loader.state_dict(), "rng": self.rng.bit_generator.state}
+
+    def load_state(self, state: Mapping) -> None:
+        self.loader.load_state_dict(state["loader"])
+        self.rng.bit_generator.state = state["rng"]
+
+
+class _Interrupt:
+    """SIGINT -> a flag checked between steps (a second Ctrl-C raises KeyboardInterrupt at once)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ntrivd train: interrupt received - finishing this step and writing a checkpoint "
+              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _jsonable(x):
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return x
+
+
+def _fixed_samples(config: Config, dataset, n: int, seed: int):
+    """Fixed evaluation clips (clips 0..n-1 of the dataset, a fixed generator) and latents."""
+    rng = np.random.default_rng([int(seed), 0x73616D])
+    n = min(n, len(dataset))
+    clips = np.stack([np.asarray(dataset.clip(i, rng), np.float32) for i in range(n)])
+    z = rng.standard_normal((n, config.z_dim)).astype(np.float32)
+    return clips[:, : config.t_cond], clips[:, config.t_cond:], z
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after ``step`` (a resumed run redoes them)."""
+    if not path.exists():
+        return
+    keep = [r for r in artifacts.read_metrics(path) if r.get("step", 0) <= step]
+    artifacts.atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
+
+
+def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool = False,
+          gate: Callable[[], tuple[bool, str]] | None = None, run_info: Mapping | None = None,
+          dataset=None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train ``engine`` on batches of ``loader`` for ``options.steps`` steps in total; see the module docstring.
+
+    ``gate()`` (run first) returns ``(ok, report)``; not ok raises :class:`GateRefused`.
+    ``resume``: continue from the newest intact checkpoint in ``run_dir/checkpoints``
+    (error if there is none).  ``run_info`` is written to ``config.json`` (with the
+    resolved config and the engine's name and devices).  ``dataset`` supplies the fixed
+    sample clips (default: ``loader.dataset``).
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    run_dir = options.run_dir
+    ckpt_dir = run_dir / "checkpoints"
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    metrics_path = run_dir / "metrics.jsonl"
+    if gate is not None:
+        ok, report = gate()
+        if not ok:
+            raise GateRefused(report)
+    sampler = InputSampler(config, loader, loop_rng(options.seed))
+    if resume:
+        found = latest_checkpoint(ckpt_dir)
+        if found is None:
+            raise FileNotFoundError(f"--resume: no intact checkpoint in {ckpt_dir}")
+        tree, meta = load_checkpoint(found)
+        if meta.get("config") != _jsonable(config.to_dict()):
+            raise ValueError(f"--resume: the checkpoint {found} was written for another config")
+        ts = engine.restore(tree)
+        sampler.load_state(meta)
+        step = int(meta["step"])
+        _truncate_metrics(metrics_path, step)
+        log(f"trivd train: resumed from {found} (step {step}, written by backend {meta.get('backend')})")
+    else:
+        ts = engine.init(options.seed)
+        step = 0
+        metrics_path.write_text("")
+    info = {"config": _jsonable(config.to_dict()), "backend": engine.name, "devices": list(engine.devices),
+            "seed": options.seed, **_jsonable(dict(run_info or {}))}
+    artifacts.atomic_write_bytes(run_dir / "config.json", json.dumps(info, indent=1).encode())
+
+    cond, truth, z_s = _fixed_samples(config, dataset if dataset is not None else loader.dataset,
+                                      options.n_samples, options.seed)
+
+    good = (ts, step, sampler.state())
+    last_ckpt = [latest_checkpoint(ckpt_dir)]
+
+    def checkpoint(state) -> Path:
+        ts_, step_, st = state
+        meta = {"backend": engine.name, "config": info["config"], "loader": _jsonable(st["loader"]),
+                "rng": _jsonable(st["rng"]), "seed": options.seed}
+        path = save_checkpoint(ckpt_dir, engine.export(ts_), step=step_, meta=meta, keep=options.keep)
+        last_ckpt[0] = path
+        return path
+
+    def samples(ts_, step_) -> None:
+        live = engine.predict(ts_, cond, z_s, ema=False)
+        ema = engine.predict(ts_, cond, z_s, ema=True)
+        frames = artifacts.sample_grid(cond, truth, [live, ema])
+        artifacts.write_gif(run_dir / "samples" / f"step_{step_:06d}.gif", frames, fps=options.sample_fps)
+        artifacts.plot_losses(metrics_path, run_dir / "loss.png", title=f"trivd train ({engine.name}, {config.name})")
+
+    bar = None
+    if options.progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=options.steps, initial=step, unit="step", dynamic_ncols=True, smoothing=0.1)
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            bar = None
+    t0 = time.perf_counter()
+    steps_done = 0
+    last = {}
+    status, message = "done", ""
+    first_step = step
+    try:
+        with _Interrupt() as interrupt, metrics_path.open("a", encoding="utf-8") as mlog:
+            while step < options.steps and not interrupt.requested:
+                inputs = sampler.draw()
+                new_ts, metrics = engine.step(good[0], inputs)
+                bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+                if bad:
+                    k = "d_loss" if "d_loss" in bad else ("g_loss" if "g_loss" in bad else sorted(bad)[0])
+                    where = f"{last_ckpt[0]} (step {load_meta_step(last_ckpt[0])})" if last_ckpt[0] else "none written yet"
+                    status = "nonfinite"
+                    message = (f"non-finite loss at step {step + 1}: {k} = {bad[k]} "
+                               f"(non-finite: {', '.join(sorted(bad))}); training stopped, nothing of this step was "
+                               f"saved; last good checkpoint: {where}")
+                    break
+                step += 1
+                steps_done += 1
+                good = (new_ts, step, sampler.state())
+                last = metrics
+                if step % options.log_every == 0 or step == options.steps:
+                    now = time.perf_counter()
+                    rec = {"step": step, "time": round(time.time(), 3),
+                           "steps_per_sec": round(steps_done / max(now - t0, 1e-9), 4), **metrics}
+                    mlog.write(json.dumps(rec) + "\n")
+                    mlog.flush()
+                if step % options.ckpt_every == 0 or step == options.steps:
+                    checkpoint(good)
+                if step % options.sample_every == 0 or step == options.steps:
+                    samples(good[0], step)
+                if bar is not None:
+                    bar.set_postfix(d=f"{metrics.get('d_loss', float('nan')):.3f}",
+                                    g=f"{metrics.get('g_loss', float('nan')):.3f}", refresh=False)
+                    bar.update(1)
+            if interrupt.requested and status == "done" and step < options.steps:
+                status = "interrupted"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+    if status == "interrupted":
+        path = checkpoint(good) if (last_ckpt[0] is None or load_meta_step(last_ckpt[0]) != good[1]) else last_ckpt[0]
+        message = f"interrupted at step {good[1]}; checkpoint written: {path}; resume with --resume {run_dir}"
+        try:
+            artifacts.plot_losses(metrics_path, run_dir / "loss.png", title=f"trivd train ({engine.name}, {config.name})")
+        except Exception:  # noqa: BLE001 - the plot is a convenience; the checkpoint is what matters
+            pass
+    seconds = time.perf_counter() - t0
+    result = TrainResult(status=status, step=good[1], message=message or f"done: {good[1]} steps", checkpoint=last_ckpt[0],
+                         seconds=seconds, steps_per_sec=(steps_done / seconds) if steps_done else None,
+                         last_metrics=last)
+    artifacts.atomic_write_bytes(run_dir / "status.json", json.dumps({
+        "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
+        "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None}, indent=1).encode())
+    return result
+
+
+def load_meta_step(json_path) -> int | None:
+    """The step recorded in a checkpoint's ``.json`` (None if unreadable)."""
+    try:
+        return int(json.loads(Path(json_path).read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
