@@ -100,11 +100,15 @@ Running
 ``run_model(target)`` returns :class:`conformance.runner.Result` rows (op names
 ``model:<check>``), ``trivd conform --backend jax --model`` prints them, and
 ``pytest conformance/test_model.py`` checks the targets of
-``$TRIVD_CONFORMANCE_BACKENDS``.  Cost: everything a target computes in one
-dtype is one forward function (jitted once on JAX, one graph on XLA) plus two
-``value_and_grad`` functions; JAX's are compiled with XLA's LLVM optimisation
-turned down (:data:`JAX_COMPILER_OPTIONS`), which cuts compile time roughly in
-half and changes no rounding that the tolerances do not already cover.
+``$TRIVD_CONFORMANCE_BACKENDS``.  Cost: each check is one function of the
+converted problem tree, jitted once per dtype on JAX (XLA's LLVM optimisation
+turned down, :data:`JAX_COMPILER_OPTIONS`: compile time roughly halves, and no
+rounding changes beyond what the tolerances cover), one graph per check on XLA,
+eager on torch; the two gradients are one ``value_and_grad`` each, cached per
+(target, dtype).  Measured on the shared 2-core machine under load average ~7:
+numpy/array_api_strict (no gradients) ~60 s for the whole file, torch ~60 s;
+JAX is dominated by XLA compile time (minutes; see the report to the lead).
+Skip files do not apply to model checks (their names are not op records).
 """
 
 from __future__ import annotations
@@ -261,28 +265,70 @@ def problem() -> dict:
     return _cast(tree, "float64")
 
 
-def forward_all(x: dict) -> dict:
-    """Every forward check on the arrays ``x`` (the tree of :func:`problem`, converted): ``{check: tree}``."""
-    cfg = get_config(CONFIG)
-    gp, gs = x["g_params"], x["g_state"]
-    out: dict = {}
-    frames, st = G.generate(gp, gs, x["cond"], x["z"], train=True)
-    out["generate[train]"] = {"frames": frames, "state": st}
-    stood = G.accumulate_standing_stats(gp, gs, [tuple(b) for b in x["standing"]])
-    out["accumulate_standing_stats"] = {"standing": stood["standing"]}
-    frames, st = G.generate(gp, stood, x["cond"], x["z"], train=False, standing=True)
-    out["generate[eval]"] = {"frames": frames, "state": st}
-    for dec in DECOMPOSITIONS:
+def _generate_train(x: dict) -> dict:
+    frames, st = G.generate(x["g_params"], x["g_state"], x["cond"], x["z"], train=True)
+    return {"frames": frames, "state": st}
+
+
+def _standing(x: dict) -> dict:
+    stood = G.accumulate_standing_stats(x["g_params"], x["g_state"], [tuple(b) for b in x["standing"]])
+    return {"standing": stood["standing"]}
+
+
+def _generate_eval(x: dict, standing: dict) -> dict:
+    state = {**x["g_state"], "standing": standing}
+    frames, st = G.generate(x["g_params"], state, x["cond"], x["z"], train=False, standing=True)
+    return {"frames": frames, "state": st}
+
+
+def _discriminate(dec: str, head: str) -> Callable:
+    def fn(x: dict) -> dict:
+        c = get_config(CONFIG, decomposition=dec, head=head)
         d = x["d"][dec]
-        for head in HEADS:
-            c = cfg.replace(decomposition=dec, head=head)
-            scores, st = D.discriminate(d["params"], d["state"], x["video"], d["randomness"], c, train=True)
-            out[f"discriminate[{dec},{head}]"] = {"scores": scores, "state": st}
+        scores, st = D.discriminate(d["params"], d["state"], x["video"], d["randomness"], c, train=True)
+        return {"scores": scores, "state": st}
+
+    return fn
+
+
+def _d_loss(x: dict) -> dict:
+    cfg = get_config(CONFIG)
     d = x["d"][cfg.decomposition]
     loss, aux, st = O.d_loss(d["params"], d["state"], x["real"], x["fake"], d["randomness"], cfg)
-    out["d_loss"] = {"loss": loss, "aux": aux, "state": st}
-    loss, aux, sts = O.g_loss(gp, gs, d["params"], d["state"], x["cond"], x["z"], d["randomness"], cfg)
-    out["g_loss"] = {"loss": loss, "aux": aux, "states": sts}
+    return {"loss": loss, "aux": aux, "state": st}
+
+
+def _g_loss(x: dict) -> dict:
+    cfg = get_config(CONFIG)
+    d = x["d"][cfg.decomposition]
+    loss, aux, sts = O.g_loss(x["g_params"], x["g_state"], d["params"], d["state"], x["cond"], x["z"],
+                              d["randomness"], cfg)
+    return {"loss": loss, "aux": aux, "states": sts}
+
+
+#: check -> function of the converted problem tree (``generate[eval]`` also takes the standing statistics).
+FORWARD_FNS: dict[str, Callable] = {
+    "generate[train]": _generate_train,
+    "accumulate_standing_stats": _standing,
+    "generate[eval]": _generate_eval,
+    **{f"discriminate[{dec},{head}]": _discriminate(dec, head) for dec in DECOMPOSITIONS for head in HEADS},
+    "d_loss": _d_loss,
+    "g_loss": _g_loss,
+}
+
+
+def forward_all(x: dict, call: Callable | None = None) -> dict:
+    """Every forward check on the arrays ``x`` (the tree of :func:`problem`, converted): ``{check: tree}``.
+
+    ``call(check, fn, *args)`` runs one check (default: ``fn(*args)``); targets use it
+    to jit each check's function once.  ``generate[eval]`` uses the statistics of
+    ``accumulate_standing_stats`` from the same run.
+    """
+    call = call or (lambda check, fn, *args: fn(*args))
+    out: dict = {}
+    for check, fn in FORWARD_FNS.items():
+        args = (x, out["accumulate_standing_stats"]["standing"]) if check == "generate[eval]" else (x,)
+        out[check] = call(check, fn, *args)
     return out
 
 
@@ -440,15 +486,18 @@ def _to_target(target: Target, dtype: str) -> Any:
 
 
 def target_outputs(target: Target, dtype: str) -> dict:
-    """Every forward check on ``target`` in ``dtype``, as NumPy trees (one jitted call / one graph)."""
+    """Every forward check on ``target`` in ``dtype``, as NumPy trees (each check's function jitted once)."""
     backend = _backend(target)
     x = _to_target(target, dtype)
-    out = _jit(backend, forward_all)(x)
-    return target.to_numpy(out)
+    return target.to_numpy(forward_all(x, lambda check, fn, *args: _jit(backend, fn)(*args)))
 
 
+@functools.cache
 def target_gradients(target: Target, dtype: str) -> dict[str, tuple[float, dict]]:
-    """``{"d_loss": (value, grads), "g_loss": (value, grads)}`` from the backend's ``value_and_grad`` (NumPy)."""
+    """``{"d_loss": (value, grads), "g_loss": (value, grads)}`` from the backend's ``value_and_grad`` (NumPy).
+
+    Cached per (target object, dtype): the float32 rows compare with the float64 gradient.
+    """
     backend = _backend(target)
     if backend is None:
         raise LookupError(f"{target.name} has no autodiff")

@@ -11,7 +11,8 @@ What is checked, and why the tolerances are what they are:
   2^-24`` bounds parameters (|update| <= lr / (1 - beta1^t) ... <= 4 lr here) and
   ``8 u |m|`` the moments.
 * **Resume** is bit-exact: 2N steps in one go equal N steps, a checkpoint written to
-  disk, a fresh engine restored from it, and N more steps (CPU float32 kernels are
+  disk with the shared loop's ``save_checkpoint`` (``.npz`` + ``.json``), a fresh
+  engine restored from ``load_checkpoint``, and N more steps (CPU float32 kernels are
   deterministic for fixed shapes and thread count).  ``ema_start=1`` so that the EMA
   averages (not only copies) during the test.
 * **JAX <-> torch** (needs both frameworks; ``slow``: the JAX step compiles for
@@ -57,8 +58,8 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import copy  # noqa: E402
 import importlib.util  # noqa: E402
-import pickle  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -69,6 +70,7 @@ import backends  # noqa: E402
 from backends.torch.engine import EXPORT_KEYS, TorchEngine  # noqa: E402
 from trivd_core.configs import get_config  # noqa: E402
 from trivd_core.discriminator import sample_randomness  # noqa: E402
+from trivd_core.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 U32 = 2.0**-24
 
@@ -215,16 +217,6 @@ def test_engine_errors_and_export_format(torch_backend):
 # resume
 
 
-def _save(tree, path):
-    with open(path, "wb") as f:
-        pickle.dump(tree, f)
-
-
-def _load(path):
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
 @pytest.mark.slow
 def test_resume_is_bit_exact(torch_backend, tmp_path):
     """2N steps in one go == N steps, checkpoint, fresh engine, N steps (N = 2, ema_start = 1)."""
@@ -236,7 +228,7 @@ def test_resume_is_bit_exact(torch_backend, tmp_path):
     for i in range(n):
         ts, _ = eng.step(ts, inputs[i])
     at_n = eng.export(ts)
-    _save(at_n, tmp_path / "ckpt.pkl")
+    save_checkpoint(tmp_path, at_n, step=n, meta={"backend": "torch"})  # the shared loop's checkpoint writer
 
     straight = []
     for i in range(n, 2 * n):
@@ -245,7 +237,9 @@ def test_resume_is_bit_exact(torch_backend, tmp_path):
     full = eng.export(ts)
 
     eng2 = torch_backend.engine(cfg)
-    ts2 = eng2.restore(_load(tmp_path / "ckpt.pkl"))
+    tree, meta = load_checkpoint(tmp_path)
+    assert meta["step"] == n and meta["backend"] == "torch"
+    ts2 = eng2.restore(tree)
     resumed = []
     for i in range(n, 2 * n):
         ts2, m = eng2.step(ts2, inputs[i])
@@ -262,7 +256,7 @@ def test_resume_is_bit_exact(torch_backend, tmp_path):
     g, e = flat(full["g_params"]), flat(full["ema"])
     assert any(not np.array_equal(g[k], e[k]) for k in g)
     # the earlier training state was not modified by the later steps
-    assert_bitwise(_load(tmp_path / "ckpt.pkl"), at_n, "checkpoint")
+    assert_bitwise(load_checkpoint(tmp_path)[0], at_n, "checkpoint")
 
 
 # ---------------------------------------------------------------------------
@@ -369,9 +363,8 @@ def test_one_step_matches_jax(cross_runs):
     assert set(mt) == set(mj)
     assert compare_steps(init_j, t, j, mt, mj, cfg) == []
     # the comparison can fail: a 1e-3 relative error in one gradient leaf is caught
-    broken = {**t, "opt_d": {**t["opt_d"], "mu": {**t["opt_d"]["mu"]}}}
-    leaf = broken["opt_d"]["mu"]["dF"]["block1"]
-    broken["opt_d"]["mu"]["dF"]["block1"] = {**leaf, "conv1": {**leaf["conv1"], "w": leaf["conv1"]["w"] * 1.001}}
+    broken = copy.deepcopy(t)  # (the fixture's trees are shared with the other tests)
+    broken["opt_d"]["mu"]["dF"]["block1"]["conv1"]["w"] *= 1.001
     assert any("opt_d/mu/dF/block1/conv1/w" in str(b[0]) for b in compare_steps(init_j, broken, j, mt, mj, cfg))
 
 

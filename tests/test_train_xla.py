@@ -7,9 +7,10 @@ of all devices, parameters replicated) on the tiny config, one training step fro
 ``init(0)`` on identical inputs, its export and metrics written to a pickle.  The
 assertions are made here:
 
-* the batch really is split: the placed real clips carry a 4-way sharding of the
-  batch axis and consist of 4 local shards of B/4 samples on 4 distinct devices
-  covering the batch (on 1 device: one shard holding everything);
+* the batch really is split: the placed real clips (of the first D update) carry a
+  4-way sharding of the batch axis and consist of 4 local shards of B/4 samples on 4
+  distinct devices covering the batch (on 1 device: one shard holding everything),
+  the latents likewise, and the parameters are replicated;
 * the 4-device step equals the 1-device step.  The SPMD program computes the same
   float32 expressions; only the order of the batch reductions changes (per-device
   partial sums, then an all-reduce), so results differ by rounding.  Batch norm over
@@ -72,17 +73,21 @@ engine = backends.load("xla").engine(cfg)
 ts = engine.init(0)
 before = engine.export(ts)
 placed = engine.place_inputs(job["inputs"])
-real = placed["real"]
-shards = sorted(bx.local_shards(real), key=lambda s: s.indices[1].start or 0)
+real = placed["real"][0]  # the clips of the first D update
+def start(s):  # the shard's first sample (indices is Ellipsis for a single, whole shard)
+    return 0 if s.indices is Ellipsis else (s.indices[0].start or 0)
+
+shards = sorted(bx.local_shards(real), key=start)
 ts, metrics = engine.step(ts, job["inputs"])
 out = {
     "n_devices": xr.global_runtime_device_count(),
     "engine_devices": engine.devices,
     "spec": torch_xla._XLAC._get_xla_sharding_spec(real),
+    "n_real": len(placed["real"]),
     "spec_z_g": torch_xla._XLAC._get_xla_sharding_spec(placed["z_g"]),
     "spec_param": torch_xla._XLAC._get_xla_sharding_spec(ts["g_params"]["G"]["out_conv"]["w"]),
     "shard_shapes": [tuple(s.data.shape) for s in shards],
-    "shard_starts": [s.indices[1].start or 0 for s in shards],
+    "shard_starts": [start(s) for s in shards],
     "shard_devices": [s.shard_device for s in shards],
     "before": before, "after": engine.export(ts), "metrics": metrics,
 }
@@ -121,13 +126,14 @@ def test_spmd_step_on_4_devices_equals_1_device(tmp_path):
     # the batch is really sharded over 4 devices (axis 1 of the stacked D inputs, axis 0 of z_g)
     rows = cfg.batch_size // DEVICES
     assert four["n_devices"] == DEVICES and len(four["engine_devices"]) == DEVICES
-    assert four["spec"].startswith("{devices=[1,4,") and four["spec_z_g"].startswith("{devices=[4,")
+    assert four["n_real"] == cfg.d_steps
+    assert four["spec"].startswith("{devices=[4,") and four["spec_z_g"].startswith("{devices=[4,")
     assert four["spec_param"] in ("", "{replicated}")
     real_shape = inputs["real"].shape
-    assert four["shard_shapes"] == [(real_shape[0], rows, *real_shape[2:])] * DEVICES
+    assert four["shard_shapes"] == [(rows, *real_shape[2:])] * DEVICES
     assert four["shard_starts"] == [i * rows for i in range(DEVICES)]
     assert len(set(four["shard_devices"])) == DEVICES
-    assert one["n_devices"] == 1 and one["shard_shapes"] == [real_shape]
+    assert one["n_devices"] == 1 and one["shard_shapes"] == [real_shape[1:]]
 
     checks.assert_bitwise(four["before"], one["before"], "initial states")
     assert set(four["metrics"]) == set(one["metrics"])

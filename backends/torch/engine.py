@@ -205,7 +205,7 @@ class TorchEngine:
     # -- placement (overridden by the XLA engine) ----------------------------
 
     def _tensor(self, a, dtype=None):
-        t = torch.as_tensor(np.asarray(a))
+        t = torch.tensor(np.asarray(a))  # a copy: the state never aliases the caller's arrays
         if dtype is not None:
             t = t.to(dtype)
         elif t.is_floating_point():
@@ -511,8 +511,16 @@ class XlaEngine(TorchEngine):
         return self._mesh
 
     def _shard(self, a, batch_axis: int):
+        """``a`` on the XLA device with ``batch_axis`` split over the mesh.
+
+        Inputs stacked per D update (batch axis 1) become a list of per-update tensors
+        sharded on axis 0: torch_xla 2.9 cannot shard tensors of rank > 5 (the real
+        clips are 6-D), and the step indexes the updates anyway.
+        """
         import torch_xla.distributed.spmd as xs
 
+        if batch_axis == 1:
+            return [self._shard(a[i], 0) for i in range(a.shape[0])]
         n = len(self.devices)
         if a.shape[batch_axis] % n:
             raise ValueError(f"step(): the batch size {a.shape[batch_axis]} must be divisible by the number of "
@@ -524,7 +532,10 @@ class XlaEngine(TorchEngine):
         return t
 
     def place_inputs(self, inputs: dict) -> dict:
-        """The step's inputs as XLA tensors with the batch axis sharded over the mesh (what ``step`` uses)."""
+        """The step's inputs as XLA tensors with the batch axis sharded over the mesh (what ``step`` uses).
+
+        ``real``, ``z_d`` and each ``rand_d`` entry become lists of ``d_steps`` tensors.
+        """
         return self._inputs_to(inputs, self._shard)
 
     _place_inputs = place_inputs
