@@ -9,6 +9,17 @@ public names, vectorised; the conformance suite checks one against the other.
 from .cells import KINDS, cell_step
 from .layers import batch_norm, batch_stats, conditional_batch_norm, orthogonal_penalty, spectral_normalize
 from .losses import d_hinge_loss, g_hinge_loss, mixed_projection, projection
+from .metrics import (
+    BestOf,
+    FewSamplesWarning,
+    best_of,
+    copy_last_frame,
+    frechet_distance,
+    frechet_distance_from_features,
+    inception_score,
+    psnr,
+    ssim,
+)
 from .ops import adaptive_max_pool, avg_pool, conv2d, conv3d, pad_hw, relu, sigmoid, softmax, upsample_nearest
 from .video import crop, downsample, sample_frames
 from .warping import combine_flows, expected_flow, factorized_kernels, pixelwise_warp
@@ -20,4 +31,6 @@ __all__ = [
     "spectral_normalize", "orthogonal_penalty", "batch_stats", "batch_norm", "conditional_batch_norm",
     "d_hinge_loss", "g_hinge_loss", "projection", "mixed_projection",
     "sample_frames", "downsample", "crop",
+    "FewSamplesWarning", "BestOf", "frechet_distance", "frechet_distance_from_features", "inception_score",
+    "ssim", "psnr", "best_of", "copy_last_frame",
 ]

@@ -19,6 +19,17 @@ from .generator import (
 )
 from .layers import batch_norm, batch_stats, conditional_batch_norm, orthogonal_penalty, spectral_normalize
 from .losses import d_hinge_loss, g_hinge_loss, mixed_projection, projection
+from .metrics import (
+    BestOf,
+    FewSamplesWarning,
+    best_of,
+    copy_last_frame,
+    frechet_distance,
+    frechet_distance_from_features,
+    inception_score,
+    psnr,
+    ssim,
+)
 from .objective import d_loss, g_loss
 from .ops import adaptive_max_pool, avg_pool, conv2d, conv3d, pad_hw, relu, sigmoid, softmax, upsample_nearest
 from .video import crop, downsample, sample_frames
@@ -44,4 +55,7 @@ __all__ = [
     "init_generator", "generate", "accumulate_standing_stats", "truncated_normal_latents", "g_ortho_penalty",
     "init_encoder", "encode", "init_discriminator", "discriminate", "sample_randomness",
     "d_loss", "g_loss", "ema_update",
+    # metrics, section 4.1 and appendix C (NumPy/SciPy, float64)
+    "FewSamplesWarning", "BestOf", "frechet_distance", "frechet_distance_from_features", "inception_score",
+    "ssim", "psnr", "best_of", "copy_last_frame",
 ]
