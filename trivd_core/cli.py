@@ -8,6 +8,10 @@ Subcommands:
 * ``trivd conform``  - check a backend or a third-party port against the reference (prints a table).
 * ``trivd train``    - train (default: the ``tiny`` config on synthetic shapes with JAX); run directory,
   checkpoints, ``--resume``, the conformance gate (see docs/training.md).
+* ``trivd eval``     - per-frame SSIM/PSNR (best of l) of a run against the copy-last-frame baseline, FVD/IS
+  with I3D weights; ``eval.json`` and plots (see docs/evaluation.md).
+* ``trivd predict``  - predict the continuation of a video / frame folder / ``.npy`` clip; MP4 or GIF with the
+  ground truth beside the prediction and, with ``--motion``, the motion field of Fig. 3.
 
 The backend is chosen with ``--backend`` or ``TRIVD_BACKEND``.  The CLI is the
 one place where the layers meet, so subcommands import ``backends`` and
@@ -204,6 +208,283 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+# ---------------------------------------------------------------------------
+# eval and predict
+
+
+def _add_model_args(p) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="RUN",
+                   help="run directory (its newest intact checkpoint) or a checkpoint .json")
+    p.add_argument("--backend", default=None,
+                   help="numpy, jax, torch, xla (default: the run's backend, else jax if installed, else torch)")
+    p.add_argument("--no-ema", action="store_true", help="sample with the live weights instead of their EMA")
+    p.add_argument("--truncation", type=float, default=None, metavar="T",
+                   help="truncated latents |z| <= T (default: the config's, none)")
+    p.add_argument("--no-standing", action="store_true",
+                   help="batch statistics instead of standing statistics (appendix E.2) in the batch norms")
+    p.add_argument("--standing-batches", type=int, default=None,
+                   help="batches of real conditioning frames for the standing statistics (default: the config's)")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option (repeatable), e.g. holdout=0.1, protocol=original, layout=TNHW")
+    p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
+
+
+def _add_eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="SSIM/PSNR (best of l) vs the copy baseline, FVD/IS with I3D; see docs/evaluation.md")
+    _add_model_args(p)
+    p.add_argument("--data", default=None,
+                   help="'synthetic', 'synthetic:pan', a .npy/.npz file, a video folder or bair:ROOT (default: the run's)")
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--num-samples", type=int, default=256, help="clips to evaluate (default 256)")
+    p.add_argument("--best-of", type=int, default=1, metavar="L",
+                   help="sampled continuations per clip; the one with the highest mean SSIM counts (default 1)")
+    p.add_argument("--batch-size", type=int, default=None, help="clips per batch (default: the config's, at most 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clip subset and the latents (default 0)")
+    p.add_argument("--i3d", default=None, metavar="PATH", help="I3D weights (.npz or i3d_torchscript.pt) for FVD and IS")
+    p.add_argument("--i3d-sha256", default=None, metavar="HEX", help="expected SHA-256 of the I3D weights")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN/eval)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="predict the continuation of a real clip; MP4/GIF with truth | prediction "
+                                       "[| motion field]")
+    _add_model_args(p)
+    p.add_argument("--input", required=True, help="a video file, a folder of image frames, or a .npy clip")
+    p.add_argument("--out", required=True, help="output .mp4 (.mkv, .mov, .avi, .webm) or .gif")
+    p.add_argument("--motion", action="store_true", help="add the multi-scale motion field of Fig. 3 and its colour key")
+    p.add_argument("--motion-stages", default=None, metavar="LIST",
+                   help="generator stages combined into the motion field, coarse to fine: e.g. 0,1 (default, the "
+                        "paper's two lowest levels), 0,1,2 or all")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent (default 0)")
+    p.add_argument("--data", default=None,
+                   help="data for the standing statistics (default: the run's training data)")
+    p.add_argument("--fps", type=float, default=4.0, help="frames per second of the output (default 4)")
+    p.add_argument("--scale", type=int, default=None, help="enlarge each panel by this factor (default: >= 128 px)")
+
+
+def _parse_options(cmd: str, items: list[str]) -> dict:
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"trivd {cmd}: --data-option must be KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _model_from_args(cmd: str, args: argparse.Namespace):
+    """``(run, model, backend_name)`` for eval/predict; raises EvalError / ValueError with a usage message."""
+    from .evaluate import EvalError, Model, open_run
+
+    run = open_run(args.checkpoint)
+    name = args.backend
+    backends = importlib.import_module("backends")
+    if name is None:
+        name = run.backend
+        if name is not None:
+            try:
+                backends.load(name, activate=False)
+            except (ValueError, backends.BackendUnavailable):
+                fallback = _default_backend()
+                print(f"trivd {cmd}: the run's backend {name!r} is not available here; using {fallback}",
+                      file=sys.stderr)
+                name = fallback
+        else:
+            name = _default_backend()
+    try:
+        backend = backends.load(name)
+    except (ValueError, backends.BackendUnavailable) as exc:
+        raise EvalError(f"--backend {name}: {exc}") from exc
+    engine = None
+    if hasattr(backend, "engine"):
+        if name == "jax":
+            from backends.jax.engine import enable_compilation_cache
+
+            enable_compilation_cache()
+        try:
+            engine = backend.engine(run.config)
+        except (ValueError, TypeError) as exc:
+            raise EvalError(f"--backend {name}: cannot build an engine for config {run.config.name!r}: {exc}") from exc
+    model = Model(run, backend, engine=engine, ema=not args.no_ema, truncation=args.truncation)
+    return run, model, name
+
+
+def _standing(cmd: str, args, model, datasets: list) -> str:
+    """Accumulate standing statistics from the first usable dataset; returns a description for the report."""
+    from .evaluate import standing_batches
+
+    if args.no_standing:
+        return "off (--no-standing): batch statistics"
+    n = args.standing_batches if args.standing_batches is not None else model.config.standing_batches
+    if isinstance(n, bool) or n < 1:
+        raise ValueError(f"trivd {cmd}: --standing-batches must be >= 1, got {n}")
+    batch = getattr(args, "batch_size", None) or min(model.config.batch_size, 64)
+    for label, ds in datasets:
+        if ds is None:
+            continue
+        model.accumulate_standing_stats(standing_batches(ds, model, n_batches=n, batch_size=batch,
+                                                         seed=model.run.seed, workers=args.workers), source=label)
+        return f"{n} batches of {min(batch, len(ds))} from {label}"
+    print(f"trivd {cmd}: no data for the standing statistics; using batch statistics", file=sys.stderr)
+    return "none available: batch statistics"
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from .data import DataError, make_dataset
+    from .evaluate import EVAL_FORMAT, EvalError, check_data_fits, evaluate, write_report
+
+    t0 = time.perf_counter()
+    try:
+        if isinstance(args.best_of, bool) or args.best_of < 1:
+            raise EvalError(f"--best-of must be >= 1 (the number of sampled continuations per clip), got {args.best_of}")
+        if args.num_samples < 1:
+            raise EvalError(f"--num-samples must be >= 1, got {args.num_samples}")
+        if args.batch_size is not None and args.batch_size < 1:
+            raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
+        if args.i3d_sha256 is not None and args.i3d is None:
+            raise EvalError("--i3d-sha256 needs --i3d PATH")
+        options = _parse_options("eval", args.data_option)
+        run, model, backend_name = _model_from_args("eval", args)
+        cfg = run.config
+        data = args.data or run.data or "synthetic"
+        kw = {"resolution": cfg.resolution, "t": cfg.t_total, "channels": cfg.channels, "seed": run.seed, **options}
+        try:
+            dataset = make_dataset(data, split=args.split, **kw)
+        except DataError as exc:
+            raise EvalError(f"--data {data} --split {args.split}: {exc}") from exc
+        check_data_fits(dataset, cfg)
+        train_ds = None
+        if not args.no_standing:
+            try:
+                train_ds = make_dataset(data, split="train", **kw)
+                check_data_fits(train_ds, cfg)
+            except (DataError, EvalError):
+                train_ds = None
+        extractor, fvd_reason = None, None
+        if args.i3d is not None:
+            from .fvd import load_extractor
+
+            try:
+                extractor = load_extractor(args.i3d, sha256=args.i3d_sha256, backend=model.backend)
+            except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+                raise EvalError(f"--i3d {args.i3d}: {exc}") from exc
+        else:
+            fvd_reason = ("no I3D weights given: pass --i3d PATH (an .npz of I3D weights or the i3d_torchscript.pt of "
+                          "the common FVD code, see docs/evaluation.md) to compute FVD and IS")
+        standing = _standing("eval", args, model,
+                             [(f"{data} (train split)", train_ds), (f"{data} ({args.split} split)", dataset)])
+    except (EvalError, ValueError) as exc:
+        msg = str(exc)
+        print(msg if msg.startswith("trivd eval") else f"trivd eval: {msg}", file=sys.stderr)
+        return 2
+    print(f"trivd eval: {cfg.name} step {run.step} ({'EMA' if model.ema else 'live'} weights) on {backend_name}, "
+          f"{data} split {args.split}, best of {args.best_of}", file=sys.stderr, flush=True)
+    try:
+        result = evaluate(model, dataset, num_samples=args.num_samples, best_of=args.best_of,
+                          batch_size=args.batch_size, seed=args.seed, extractor=extractor,
+                          progress=not args.no_progress, workers=args.workers,
+                          log=lambda m: print(m, file=sys.stderr))
+    except (EvalError, DataError) as exc:
+        print(f"trivd eval: {exc}", file=sys.stderr)
+        return 2
+    record = {
+        "format": EVAL_FORMAT,
+        "config": cfg.name,
+        "checkpoint": str(run.path),
+        "step": run.step,
+        "backend": backend_name,
+        "weights": "ema" if model.ema else "live",
+        "standing_statistics": standing,
+        "truncation": model.truncation,
+        "data": str(data),
+        "split": args.split,
+        "data_options": options,
+        "seed": args.seed,
+        "t_cond": cfg.t_cond,
+        "t_pred": cfg.t_pred,
+        "resolution": cfg.resolution,
+        **result,
+    }
+    if fvd_reason is not None:
+        record["fvd_reason"] = fvd_reason
+    out = Path(args.out) if args.out else (run.run_dir or run.path.parent) / "eval"
+    paths = write_report(out, record, title=f"{cfg.name} step {run.step}")
+    m, c = record["model"], record["copy_baseline"]
+
+    def f(v, p=4):
+        return "n/a" if v is None else f"{v:.{p}f}"
+
+    print(f"trivd eval: {record['num_samples']} clips: SSIM model {f(m['ssim_mean'])} vs copy {f(c['ssim_mean'])}, "
+          f"PSNR model {f(m['psnr_mean'], 2)} dB vs copy {f(c['psnr_mean'], 2)} dB"
+          + (f", FVD model {record['fvd']['model']:.1f} vs copy {record['fvd']['copy_baseline']:.1f}"
+             if record["fvd"] else ", FVD/IS: not computed (no --i3d)"), file=sys.stderr)
+    print(f"trivd eval: wrote {paths['json']}, {paths['ssim'].name}, {paths['psnr'].name} "
+          f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .data import DataError, make_dataset
+    from .evaluate import EvalError
+    from .predict import DEFAULT_STAGES, check_motion_cell, predict_clip, read_input, render_prediction, write_frames
+
+    try:
+        stages = DEFAULT_STAGES
+        if args.motion_stages is not None:
+            text = args.motion_stages.strip().lower()
+            try:
+                stages = "all" if text == "all" else tuple(int(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise EvalError(f"--motion-stages must be 'all' or a comma-separated list of stage indices, got "
+                                f"{args.motion_stages!r}") from None
+        if args.fps <= 0:
+            raise EvalError(f"--fps must be positive, got {args.fps}")
+        options = _parse_options("predict", args.data_option)
+        run, model, backend_name = _model_from_args("predict", args)
+        cfg = run.config
+        frames = read_input(args.input, cfg)
+        if args.motion:
+            check_motion_cell(cfg)  # before any standing-statistics work
+        ds = None
+        data = args.data or run.data or "synthetic"
+        if not args.no_standing:
+            try:
+                ds = make_dataset(data, split="train", resolution=cfg.resolution, t=cfg.t_total,
+                                  channels=cfg.channels, seed=run.seed, **options)
+            except DataError as exc:
+                print(f"trivd predict: the run's data {data!r} cannot be opened for the standing statistics ({exc})",
+                      file=sys.stderr)
+        standing = _standing("predict", args, model, [(f"{data} (train split)", ds)])
+        pred = predict_clip(model, frames, seed=args.seed, motion=args.motion, stages=stages)
+        video = render_prediction(pred, scale=args.scale)
+        path = write_frames(args.out, video, fps=args.fps)
+    except (EvalError, ValueError) as exc:
+        msg = str(exc)
+        print(msg if msg.startswith("trivd predict") else f"trivd predict: {msg}", file=sys.stderr)
+        return 2
+    have = pred.truth.shape[0]
+    print(f"trivd predict: {cfg.name} step {run.step} on {backend_name} ({'EMA' if model.ema else 'live'} weights, "
+          f"standing statistics: {standing}): {cfg.t_cond} conditioning + {cfg.t_pred} predicted frames"
+          + ("" if have == cfg.t_pred else f" (the input has ground truth for {have} of them)"), file=sys.stderr)
+    if pred.motion is not None:
+        mag = float((pred.motion[..., 0] ** 2 + pred.motion[..., 1] ** 2).max() ** 0.5)
+        print(f"trivd predict: motion field of stages {','.join(map(str, pred.stages))} (coarse to fine), colour = "
+              f"direction (red right, cyan left), brightness = speed up to {mag:.2f} px/frame; key: the colour wheel",
+              file=sys.stderr)
+    print(f"trivd predict: wrote {path} ({video.shape[0]} frames of {video.shape[2]}x{video.shape[1]})",
+          file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="trivd", description="TrIVD-GAN-FP: reference, core, backends, conformance")
@@ -213,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     p_info.add_argument("--config", default=None, help="print parameter and pixel counts of a named config instead")
     sub.add_parser("conform", help="check a backend or a port against the reference (see `trivd conform -h`)", add_help=False)
     _add_train_parser(sub)
+    _add_eval_parser(sub)
+    _add_predict_parser(sub)
     if argv and argv[0] == "conform":
         return _cmd_conform(argv[1:])
     args = parser.parse_args(argv)
@@ -221,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "train":
         return _cmd_train(args)
+    if args.command == "eval":
+        return _cmd_eval(args)
+    if args.command == "predict":
+        return _cmd_predict(args)
     if getattr(args, "backend", None):
         os.environ["TRIVD_BACKEND"] = args.backend
     return {"info": _cmd_info}[args.command](args)

@@ -399,7 +399,7 @@ def _fold_time_into_channels(f):
     return xp.reshape(xp.permute_dims(f, (0, 2, 3, 1, 4)), (B, H, W, T * C))
 
 
-def _stage(p, s, x, feat, cond, bn, name, *, train):
+def _stage(p, s, x, feat, cond, bn, name, *, train, warps=None):
     xp = array_namespace(x)
     s = dict(s)
     h, s["h0"] = nn.conv(p["h0"], s["h0"], _fold_time_into_channels(feat), train=train)
@@ -409,9 +409,16 @@ def _stage(p, s, x, feat, cond, bn, name, *, train):
     s["rnn"] = {kind: cell_s}
     half = h.shape[-1] // 2
     outs = []
+    steps = []
     for t in range(x.shape[1]):
-        h = cells.cell_step(kind, cell_sn, h, x[:, t, ...])
+        if warps is None:
+            h = cells.cell_step(kind, cell_sn, h, x[:, t, ...])
+        else:
+            h, info = cells.cell_step(kind, cell_sn, h, x[:, t, ...], return_warp=True)
+            steps.append(info)
         outs.append(h[..., :half] if kind == "convlstm" else h)
+    if warps is not None:  # each entry of the cell's warp dict, stacked over time on axis 1
+        warps[name] = {key: xp.stack([info[key] for info in steps], axis=1) for key in steps[0]}
     y = xp.stack(outs, axis=1)
     y, s["conv"] = _conv_t(p["conv"], s["conv"], y, train=train)
     y, s["block0"] = _g_block(p["block0"], s["block0"], y, cond, bn, (name, "block0"), train=train, upsample=False)
@@ -496,7 +503,7 @@ def _check_inputs(fn, info, cond_frames, z, class_ids):
     return xp
 
 
-def _forward(params, state, cond_frames, z, class_ids, *, train, standing, collect, t_pred, fn):
+def _forward(params, state, cond_frames, z, class_ids, *, train, standing, collect, t_pred, fn, warps=None):
     info = _structure(fn, params, state, t_pred)
     xp = _check_inputs(fn, info, cond_frames, z, class_ids)
     B, T = cond_frames.shape[0], info["t_pred"]
@@ -528,7 +535,8 @@ def _forward(params, state, cond_frames, z, class_ids, *, train, standing, colle
     bn = _BN(standing, collect)
     for i in range(N_STAGES):
         name = f"stage{i}"
-        x, gs[name] = _stage(g[name], gs[name], x, feats[info["r0"] * 2**i], cond, bn, name, train=train)
+        x, gs[name] = _stage(g[name], gs[name], x, feats[info["r0"] * 2**i], cond, bn, name, train=train,
+                             warps=warps)
 
     mean, var = bn.stats(("out_bn",), x)
     x = layers.batch_norm(x, g["out_bn"]["gain"], g["out_bn"]["bias"], _BN_AXES, eps=BN_EPS, mean=mean, var=var)
@@ -538,7 +546,7 @@ def _forward(params, state, cond_frames, z, class_ids, *, train, standing, colle
 
 
 def generate(params, state, cond_frames, z, *, train: bool, class_ids=None, standing: bool | None = None,
-             t_pred: int | None = None):
+             t_pred: int | None = None, return_warps: bool = False):
     """Predict ``T_pred`` frames after ``cond_frames`` (appendix A); returns ``(frames, new_state)``.
 
     Args:
@@ -553,13 +561,26 @@ def generate(params, state, cond_frames, z, *, train: bool, class_ids=None, stan
             ``False`` - always batch statistics.
         t_pred: number of frames to predict; default ``state["G"]["steps"].shape[0]``
             (the config's ``t_pred``).
+        return_warps: also return every stage's recurrent transformation (for the
+            motion field of Fig. 3, :mod:`trivd_core.predict`).
 
     Returns:
-        ``frames (B, T_pred, R, R, C)`` in ``[-1, 1]`` (tanh) and the new state.
+        ``frames (B, T_pred, R, R, C)`` in ``[-1, 1]`` (tanh) and the new state;
+        with ``return_warps=True`` a third item ``warps``:
+        ``{"stage0": {...}, "stage1": {...}, "stage2": {...}}``, each the cell's
+        ``cell_step(..., return_warp=True)`` dict with every entry stacked over the
+        predicted steps on axis 1 - ``"W"`` ``(B, T_pred, r_i, r_i, k*k)`` (all TSRU,
+        PTSRU and K-TrajGRU kinds), ``"w"`` ``(B, T_pred, k*k, N)`` and ``"S"``
+        ``(B, T_pred, r_i, r_i, N)`` (the factorized kinds), an empty dict for ConvGRU
+        and ConvLSTM.  Step ``t``'s transformation warps ``h_{t-1}`` (``h_0`` from the
+        encoder) into the state of predicted frame ``t``; ``r_i = R / 2^(3 - i)``.
+        The frames and state are those of the call without it.
     """
     fn = "generate"
     if not isinstance(train, bool):
         raise TypeError(f"{fn}(): argument 'train' must be a bool, got {train!r}")
+    if not isinstance(return_warps, bool):
+        raise TypeError(f"{fn}(): argument 'return_warps' must be a bool, got {return_warps!r}")
     if standing not in (None, True, False):
         raise TypeError(f"{fn}(): argument 'standing' must be None, True or False, got {standing!r}")
     stats = state.get("standing") if isinstance(state, Mapping) else None
@@ -572,8 +593,10 @@ def generate(params, state, cond_frames, z, *, train: bool, class_ids=None, stan
                 "run accumulate_standing_stats() first"
             )
     use = stats if (not train and standing is not False) else None
-    return _forward(params, state, cond_frames, z, class_ids, train=train, standing=use, collect=None,
-                    t_pred=t_pred, fn=fn)
+    warps: dict | None = {} if return_warps else None
+    frames, new_state = _forward(params, state, cond_frames, z, class_ids, train=train, standing=use, collect=None,
+                                 t_pred=t_pred, fn=fn, warps=warps)
+    return (frames, new_state, warps) if return_warps else (frames, new_state)
 
 
 # ---------------------------------------------------------------------------

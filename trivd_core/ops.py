@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 #: Names a backend may supply a fast path for.
-OPS = ("pad_hw", "conv2d", "conv3d", "avg_pool", "upsample_nearest", "adaptive_max_pool", "stop_gradient")
+OPS = ("pad_hw", "conv2d", "conv3d", "avg_pool", "upsample_nearest", "adaptive_max_pool", "stop_gradient",
+       # used by the I3D feature network (trivd_core/i3d.py, FVD)
+       "conv3d_strided", "max_pool3d", "resize_bilinear")
 
 _registry: dict[str, list[tuple[Callable[[object], bool], Callable]]] = {name: [] for name in OPS}
 _local = threading.local()

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from trivd_core.i3d import same_padding  # also adds the I3D op names to the fast-path hook
 from trivd_core.ops import adaptive_bins
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "upsample_nearest",
     "adaptive_max_pool",
     "stop_gradient",
+    "conv3d_strided",
+    "max_pool3d",
+    "resize_bilinear",
 ]
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -92,6 +96,40 @@ def stop_gradient(x):
     return jax.lax.stop_gradient(x)
 
 
+# ---------------------------------------------------------------------------
+# I3D primitives (trivd_core.i3d): TF SAME padding, computed explicitly so that the
+# asymmetric case (odd total padding: the extra position at the end) is spelled out.
+
+
+def _same_pads(spatial, window, stride):
+    return [same_padding(n, k, s)[:2] for n, k, s in zip(spatial, window, stride)]
+
+
+def conv3d_strided(x, w, b, stride):
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=tuple(stride),
+        padding=_same_pads(x.shape[1:4], w.shape[:3], stride),
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+        precision=_HIGHEST,
+    )
+    return y if b is None else y + b
+
+
+def max_pool3d(x, window, stride):
+    pads = [(0, 0), *_same_pads(x.shape[1:4], window, stride), (0, 0)]
+    init = np.array(-np.inf, dtype=x.dtype)
+    return lax.reduce_window(x, init, lax.max, (1, *window, 1), (1, *stride, 1), pads)
+
+
+def resize_bilinear(x, size):
+    # "linear" with antialias=False is TF's half-pixel bilinear resize, edges (clamping)
+    # included; antialias (jax's default) would low-pass filter when shrinking.
+    shape = (*x.shape[:-3], size[0], size[1], x.shape[-1])
+    return jax.image.resize(x, shape, method="linear", antialias=False, precision=_HIGHEST)
+
+
 #: op name -> fast path, in the order they are registered.
 FAST_PATHS = {
     "pad_hw": pad_hw,
@@ -101,4 +139,7 @@ FAST_PATHS = {
     "upsample_nearest": upsample_nearest,
     "adaptive_max_pool": adaptive_max_pool,
     "stop_gradient": stop_gradient,
+    "conv3d_strided": conv3d_strided,
+    "max_pool3d": max_pool3d,
+    "resize_bilinear": resize_bilinear,
 }

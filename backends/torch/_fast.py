@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from trivd_core.i3d import same_padding  # also adds the I3D op names to the fast-path hook
+
 __all__ = [
     "FAST_PATHS",
     "pad_hw",
@@ -25,6 +27,9 @@ __all__ = [
     "upsample_nearest",
     "adaptive_max_pool",
     "stop_gradient",
+    "conv3d_strided",
+    "max_pool3d",
+    "resize_bilinear",
 ]
 
 
@@ -80,6 +85,41 @@ def stop_gradient(x):
     return x.detach()
 
 
+# ---------------------------------------------------------------------------
+# I3D primitives (trivd_core.i3d).  torch's own padding is symmetric only, so TF
+# SAME padding (the extra position at the end when the total is odd) is an
+# explicit F.pad; max-pool pads with -inf so that padding never wins.
+
+
+def _same_pads_ncdhw(spatial, window, stride):
+    """F.pad's list for an NCDHW tensor: (w_before, w_after, h_before, h_after, t_before, t_after)."""
+    pads = [same_padding(n, k, s)[:2] for n, k, s in zip(spatial, window, stride)]
+    return [p for pair in reversed(pads) for p in pair]
+
+
+def conv3d_strided(x, w, b, stride):
+    pads = _same_pads_ncdhw(x.shape[1:4], w.shape[:3], stride)
+    xc = x.permute(0, 4, 1, 2, 3)
+    if any(pads):
+        xc = F.pad(xc, pads)
+    y = F.conv3d(xc, w.permute(4, 3, 0, 1, 2).contiguous(), b, stride=tuple(stride))
+    return y.permute(0, 2, 3, 4, 1)
+
+
+def max_pool3d(x, window, stride):
+    pads = _same_pads_ncdhw(x.shape[1:4], window, stride)
+    xc = x.permute(0, 4, 1, 2, 3)
+    if any(pads):
+        xc = F.pad(xc, pads, value=float("-inf"))
+    return F.max_pool3d(xc, kernel_size=tuple(window), stride=tuple(stride)).permute(0, 2, 3, 4, 1)
+
+
+def resize_bilinear(x, size):
+    # align_corners=False is the half-pixel rule of tf.image.resize; no antialiasing.
+    y = F.interpolate(_as_nchw(x), size=tuple(size), mode="bilinear", align_corners=False, antialias=False)
+    return _from_nchw(y, x.shape[:-3])
+
+
 #: op name -> fast path.
 FAST_PATHS = {
     "pad_hw": pad_hw,
@@ -89,4 +129,7 @@ FAST_PATHS = {
     "upsample_nearest": upsample_nearest,
     "adaptive_max_pool": adaptive_max_pool,
     "stop_gradient": stop_gradient,
+    "conv3d_strided": conv3d_strided,
+    "max_pool3d": max_pool3d,
+    "resize_bilinear": resize_bilinear,
 }

@@ -17,8 +17,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .arrays import ArrayDataset, open_array
+from .arrays import ArrayDataset, holdout_split, open_array, read_index_file
+from .bair import BAIR_SPLITS, BairDataset, bair_split, balanced_split
 from .base import ClipDataset, DataError, DataWarning, SkipClip, area_resize
+from .files import IMAGE_EXTENSIONS, read_frames
 from .loader import Loader
 from .synthetic import ShapeTracks, SyntheticShapes, write_video
 from .videos import VIDEO_EXTENSIONS, VideoFolderDataset, list_videos, read_clip
@@ -30,6 +32,14 @@ __all__ = [
     "ShapeTracks",
     "ArrayDataset",
     "VideoFolderDataset",
+    "BairDataset",
+    "BAIR_SPLITS",
+    "balanced_split",
+    "bair_split",
+    "holdout_split",
+    "read_index_file",
+    "read_frames",
+    "IMAGE_EXTENSIONS",
     "Loader",
     "DataError",
     "DataWarning",
@@ -60,11 +70,16 @@ def make_dataset(
     * ``"synthetic"`` or ``"synthetic:pan"`` (camera pan) - :class:`SyntheticShapes`,
       clip ``i`` a pure function of ``(seed, split, i)``;
     * a ``.npy`` / ``.npz`` file - :class:`ArrayDataset` (memory-mapped; options
-      ``layout``, ``key``, ``value_range``, ``grey``, ``cache_dir``; ``split`` and
-      ``seed`` do not apply: the file is used whole);
+      ``layout``, ``key``, ``value_range``, ``grey``, ``cache_dir``, ``split_file``,
+      ``holdout``; ``split`` is ``"train"``/``None`` = the whole file unless the file
+      has a split - see :mod:`trivd_core.data.arrays`; ``seed`` does not apply);
     * a folder of videos - :class:`VideoFolderDataset` (options ``split_file``,
-      ``extensions``, ``interpolation``, ``seek``, ``decoder_threads``; ``seed`` does
-      not apply: the loader's seed drives start frames and crops).
+      ``holdout``, ``extensions``, ``interpolation``, ``seek``, ``decoder_threads``;
+      ``seed`` does not apply: the loader's seed drives start frames and crops);
+    * ``"bair:ROOT"`` - :class:`BairDataset`, BAIR Robot Pushing with ``split`` one of
+      ``train``/``test`` (option ``protocol="balanced"`` (default, appendix C.1) or
+      ``"original"``) or ``balanced_train``, ``balanced_test``, ``original_train``,
+      ``original_test``.
 
     ``options`` go to the dataset class.  A missing path, an empty folder or a
     malformed file raises :class:`DataError` here, before anything starts.
@@ -74,11 +89,13 @@ def make_dataset(
         return SyntheticShapes(resolution, t, channels, seed=seed, split=split, pan=text.endswith(":pan"), **options)
     if text.startswith("synthetic"):
         raise DataError(f"unknown synthetic dataset {text!r}: use 'synthetic' or 'synthetic:pan'")
+    if text.startswith("bair:"):
+        return BairDataset(text[len("bair:"):], resolution=resolution, t=t, channels=channels, split=split, **options)
     path = Path(text)
     if not path.exists():
         raise DataError(f"dataset path {text!r} does not exist (nor is it 'synthetic' or 'synthetic:pan')")
     if path.is_file() and path.suffix.lower() in (".npy", ".npz"):
-        return ArrayDataset(path, resolution=resolution, t=t, channels=channels, **options)
+        return ArrayDataset(path, resolution=resolution, t=t, channels=channels, split=split, **options)
     if path.is_dir():
         return VideoFolderDataset(path, resolution=resolution, t=t, channels=channels, split=split, **options)
     raise DataError(f"dataset path {text!r} is neither a .npy/.npz file nor a folder of videos")

@@ -18,6 +18,22 @@ Grey data (no channel axis, or C=1) is repeated to ``channels`` or kept with C=1
 (``grey="keep"``).  Frames of another size are area-resized to cover the target
 and randomly cropped (like videos, appendix E.2).
 
+Held-out splits (``split=``; ``None`` or ``"train"`` with no split information is the
+whole file, as before):
+
+1. ``split_file=``: the video indices of the split, one integer per line (``#``
+   comments and blank lines ignored), or a ``.npy`` integer array;
+2. an ``.npz`` with members named ``train`` / ``val`` / ``test`` (and no ``key=``):
+   the member named like the split;
+3. a side file ``<stem>.<split>.txt`` next to the array (``mnist_test_seq.test.txt``),
+   found automatically - the same convention as ``root/<split>.txt`` for folders;
+4. ``holdout=f``: the last ``ceil(f * N)`` videos are ``"test"``, the others
+   ``"train"`` (contiguous, in stored order, like the BAIR balanced split of
+   appendix C.1 - see :mod:`trivd_core.data.bair`); ``"val"`` needs 1-3.
+
+``"val"``/``"test"`` without any of these is an error rather than a silent
+evaluation on the training videos.
+
 Memory mapping: ``.npy`` files use ``np.load(mmap_mode="r")``.  An ``.npz`` member
 stored without compression (``np.savez``) is memory-mapped in place (its offset in
 the zip is computed from the zip headers).  A compressed member (``np.savez_compressed``)
@@ -28,6 +44,7 @@ memory), to ``cache_dir/<name>.<member>.<size>-<mtime>.npy`` and that file is ma
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import struct
@@ -49,7 +66,9 @@ from .base import (
     to_unit_range,
 )
 
-__all__ = ["ArrayDataset", "open_array", "LAYOUTS"]
+__all__ = ["ArrayDataset", "open_array", "LAYOUTS", "read_index_file", "holdout_split", "SPLIT_NAMES"]
+
+SPLIT_NAMES = ("train", "val", "test")
 
 LAYOUTS = ("TNHW", "NTHW", "NTHWC", "TNHWC")
 MOVING_MNIST_SHAPE = (20, 10000, 64, 64)
@@ -149,6 +168,56 @@ def open_array(path: str | os.PathLike, *, key: str | None = None, cache_dir: st
     return np.load(target, mmap_mode="r", allow_pickle=False)
 
 
+def read_index_file(path: str | os.PathLike) -> np.ndarray:
+    """Integer indices from a text file (one per line, first field; ``#`` comments) or a ``.npy`` array."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"split file {str(path)!r} does not exist")
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"split file {str(path)!r} is not a plain .npy array: {exc}") from exc
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(f"split file {str(path)!r} must hold a 1-D integer array, got {arr.dtype} {arr.shape}")
+        return arr.astype(np.int64)
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            out.append(int(line.split()[0].rstrip(",")))
+        except ValueError:
+            raise DataError(f"split file {str(path)!r}, line {n}: expected a video index (an integer), got {line!r}") \
+                from None
+    return np.asarray(out, dtype=np.int64)
+
+
+def holdout_split(n: int, holdout: float, split: str) -> np.ndarray:
+    """Indices of ``split`` when the last ``ceil(holdout * n)`` of ``n`` items are held out as ``"test"``."""
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.0 < float(holdout) < 1.0:
+        raise DataError(f"holdout must be a fraction in (0, 1), got {holdout!r}")
+    n_test = min(n - 1, max(1, math.ceil(round(float(holdout) * n, 9)))) if n > 1 else 0
+    n_train = n - n_test
+    if split == "train":
+        return np.arange(n_train, dtype=np.int64)
+    if split == "test":
+        if n_test == 0:
+            raise DataError(f"holdout={holdout} of {n} video(s) leaves no test videos")
+        return np.arange(n_train, n, dtype=np.int64)
+    raise DataError(f"holdout= defines only the 'train' and 'test' splits, got split={split!r} "
+                    "(use split_file=... for a validation split)")
+
+
+def _npz_members(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    except (zipfile.BadZipFile, OSError):
+        return []  # open_array reports the problem
+
+
 def _resolve_layout(shape: tuple[int, ...], layout: str, path: Path) -> str:
     if layout != "auto":
         lay = layout.upper()
@@ -182,6 +251,12 @@ class ArrayDataset(ClipDataset):
         value_range: ``(lo, hi)`` of float data (uint8 is always ``(0, 255)``).
         grey: ``"repeat"`` or ``"keep"`` for grey data.
         cache_dir: where a compressed ``.npz`` member may be extracted once.
+        split: ``None`` (everything), ``"train"``, ``"val"`` or ``"test"`` (see the module doc).
+        split_file: indices of the split's videos (text or ``.npy``); overrides the other split sources.
+        holdout: fraction of the videos (the last ones) held out as ``"test"``.
+
+    ``len(ds)`` is the number of videos in the split; ``ds.indices`` maps a dataset
+    index to the stored video index (``None``: the identity, every video).
     """
 
     kind = "array"
@@ -198,8 +273,20 @@ class ArrayDataset(ClipDataset):
         value_range: tuple[float, float] | None = None,
         grey: str = "repeat",
         cache_dir: str | os.PathLike | None = None,
+        split: str | None = None,
+        split_file: str | os.PathLike | None = None,
+        holdout: float | None = None,
     ):
         self.path = Path(path)
+        if split is not None and split not in SPLIT_NAMES:
+            raise DataError(f"split must be one of {SPLIT_NAMES} or None, got {split!r}")
+        self.split = split
+        if (key is None and split is not None and split_file is None and self.path.suffix.lower() == ".npz"
+                and self.path.exists() and split in _npz_members(self.path)):
+            key = split  # an .npz with train/val/test members: the split is the member
+            self.split_source = f"member {split!r}"
+        else:
+            self.split_source = None
         self.key = key
         self.cache_dir = cache_dir
         self.grey = check_grey(grey)
@@ -231,6 +318,36 @@ class ArrayDataset(ClipDataset):
         self.requested_channels = channels
         probe = adapt_channels(np.zeros((1, 1, 1, stored_c), np.float32), channels, self.grey)  # validates now
         self.channels = probe.shape[-1]
+        self.indices = self._split_indices(split, split_file, holdout)
+        if self.indices is not None and len(self.indices) == 0:
+            raise DataError(f"{str(self.path)!r}: split {split!r} ({self.split_source}) holds no videos")
+
+    def _split_indices(self, split, split_file, holdout) -> np.ndarray | None:
+        n = self.num_videos
+        if split_file is not None:
+            idx = read_index_file(split_file)
+            bad = idx[(idx < 0) | (idx >= n)]
+            if len(bad):
+                raise DataError(f"split file {str(split_file)!r} lists video index {int(bad[0])}, but "
+                                f"{str(self.path)!r} holds {n} videos (indices 0..{n - 1})")
+            self.split_source = f"split file {str(split_file)!r}"
+            return idx
+        if self.split_source is not None or split is None:
+            return None  # an .npz member per split, or no split: every stored video
+        side = self.path.with_name(f"{self.path.stem}.{split}.txt")
+        if side.is_file():
+            self.split_source = f"side file {side.name!r}"
+            return self._split_indices(split, side, None)
+        if holdout is not None:
+            self.split_source = f"holdout={holdout}"
+            return holdout_split(n, holdout, split)
+        if split == "train":
+            return None
+        raise DataError(
+            f"{str(self.path)!r} has no {split!r} split: pass split_file=... (video indices), holdout=f (the last "
+            f"fraction f of the videos), put the indices in {self.path.stem}.{split}.txt next to it, or store an "
+            f".npz with a member named {split!r}"
+        )
 
     @property
     def array(self) -> np.ndarray:
@@ -245,17 +362,24 @@ class ArrayDataset(ClipDataset):
         return state
 
     def __len__(self) -> int:
-        return self.num_videos
+        return self.num_videos if self.indices is None else len(self.indices)
+
+    def _stored(self, index: int) -> int:
+        if not 0 <= index < len(self):
+            raise IndexError(f"video index {index} out of range [0, {len(self)})")
+        return int(index) if self.indices is None else int(self.indices[index])
 
     def describe(self, index: int) -> str:
-        return f"{self.path.name}[{index}]"
+        return f"{self.path.name}[{self._stored(index)}]"
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "stored_shape": list(self.array.shape), "layout": self.layout}
+        fp = {**super().fingerprint(), "stored_shape": list(self.array.shape), "layout": self.layout}
+        if self.indices is not None or self.split_source is not None:  # a real subset (unchanged otherwise)
+            fp["split"] = self.split
+        return fp
 
     def clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        if not 0 <= index < self.num_videos:
-            raise IndexError(f"video index {index} out of range [0, {self.num_videos})")
+        index = self._stored(index)
         start = int(rng.integers(0, self.num_frames - self.t + 1))
         window = slice(start, start + self.t)
         a = self.array
@@ -268,7 +392,7 @@ class ArrayDataset(ClipDataset):
             xmin, xmax = float(x.min()), float(x.max())
             if xmin < lo - 1e-6 or xmax > hi + 1e-6:
                 raise DataError(
-                    f"{self.describe(index)}: values in [{xmin:g}, {xmax:g}] lie outside value_range=({lo:g}, {hi:g}); "
+                    f"{self.path.name}[{index}]: values in [{xmin:g}, {xmax:g}] lie outside value_range=({lo:g}, {hi:g}); "
                     "pass the data's range as value_range=(lo, hi)"
                 )
         x = to_unit_range(x, lo, hi)

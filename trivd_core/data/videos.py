@@ -12,7 +12,10 @@ only the first whitespace-separated field is used, so UCF-101's ``trainlist01.tx
 works as is; blank lines and ``#`` comments are ignored), else ``root/<split>/`` (a
 folder per split), else ``root/<split>.txt``.  A root without any split layout is
 used whole for ``split="train"`` or ``None``; asking it for ``"val"``/``"test"`` is
-an error.
+an error, unless ``holdout=f`` is given: then each video is held out as ``"test"``
+when the first 8 bytes of the SHA-256 of its relative path, read as a fraction of
+2^64, are below ``f`` (a fixed, order-free assignment: adding a file never moves
+another one, and class folders are mixed); the rest is ``"train"``.
 
 Unreadable sources (not a video, corrupt, no video stream, fewer than ``t`` frames,
 truncated) raise :class:`SkipClip`; the loader substitutes another clip and counts
@@ -26,6 +29,7 @@ depends only on the file and the drawn start.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -36,7 +40,7 @@ import numpy as np
 
 from .base import ClipDataset, DataError, SkipClip, _check_t, as_hw, random_offsets, scaled_size, to_unit_range
 
-__all__ = ["VideoFolderDataset", "VIDEO_EXTENSIONS", "list_videos", "read_clip"]
+__all__ = ["VideoFolderDataset", "VIDEO_EXTENSIONS", "list_videos", "read_clip", "holdout_member"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +78,20 @@ def _read_split_file(path: Path) -> list[str]:
     return entries
 
 
+def holdout_member(relpath: str, holdout: float) -> bool:
+    """Whether ``relpath`` is held out (``"test"``) for the fraction ``holdout`` (SHA-256 of the POSIX path)."""
+    digest = hashlib.sha256(relpath.replace("\\", "/").encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") < holdout * 2.0**64
+
+
 def resolve_split(
-    root: Path, split: str | None, split_file: str | os.PathLike | None, extensions: Sequence[str]
+    root: Path, split: str | None, split_file: str | os.PathLike | None, extensions: Sequence[str],
+    holdout: float | None = None,
 ) -> tuple[Path, list[str], int]:
     """``(base folder, relative paths, number of listed-but-missing files)`` for a split."""
+    if holdout is not None and (isinstance(holdout, bool) or not isinstance(holdout, (int, float))
+                                or not 0.0 < float(holdout) < 1.0):
+        raise DataError(f"holdout must be a fraction in (0, 1), got {holdout!r}")
     if split_file is not None:
         sf = Path(split_file)
         if not sf.is_file():
@@ -96,6 +110,11 @@ def resolve_split(
     if (root / f"{split}.txt").is_file():
         return resolve_split(root, None, root / f"{split}.txt", extensions)
     has_layout = any((root / s).is_dir() or (root / f"{s}.txt").is_file() for s in _SPLIT_NAMES)
+    if holdout is not None and not has_layout:
+        if split == "val":
+            raise DataError("holdout= defines only the 'train' and 'test' splits; use split_file=... for 'val'")
+        files = list_videos(root, extensions)
+        return root, [f for f in files if holdout_member(f, float(holdout)) == (split == "test")], 0
     if split == "train" and not has_layout:
         log.info("%s has no split layout (train/ val/ test/ folders or .txt lists): using every video", root)
         return root, list_videos(root, extensions), 0
@@ -222,6 +241,7 @@ class VideoFolderDataset(ClipDataset):
         channels: 3 (RGB) or 1 (grey).
         split: ``"train"``, ``"val"``, ``"test"`` or ``None`` (everything); see the module doc.
         split_file: a text file of relative paths; overrides ``split``.
+        holdout: for a root without a split layout, the fraction of videos held out as ``"test"``.
         extensions: the file suffixes that count as videos.
         interpolation: a PyAV/swscale filter name (``"AREA"`` default, ``"BILINEAR"``, ...).
         seek: reach the start frame by seeking (faster on long videos) instead of decoding from 0.
@@ -247,6 +267,7 @@ class VideoFolderDataset(ClipDataset):
         interpolation: str = "AREA",
         seek: bool = True,
         decoder_threads: int = 1,
+        holdout: float | None = None,
     ):
         root = Path(root)
         if not root.exists():
@@ -267,7 +288,7 @@ class VideoFolderDataset(ClipDataset):
         self.interpolation = interpolation.upper()
         self.seek = bool(seek)
         self.decoder_threads = int(decoder_threads)
-        self.root, self.files, self.missing = resolve_split(root, split, split_file, extensions)
+        self.root, self.files, self.missing = resolve_split(root, split, split_file, extensions, holdout)
         if self.missing:
             import warnings
 

@@ -1,0 +1,108 @@
+"""The TorchScript I3D of the StyleGAN-V / DIGAN FVD code (``i3d_torchscript.pt``) as a trivd feature extractor.
+
+That file is a scripted PyTorch port of the TF-Hub ``i3d-kinetics-400`` model.
+The FVD codes that use it call it as::
+
+    detector = torch.jit.load(path).eval()
+    feats = detector(videos, rescale=..., resize=..., return_features=True)   # (B, 400)
+
+with ``videos`` a float tensor ``(B, C, T, H, W)`` (channels first, time second).
+``return_features=True`` returns the 400 logits before the softmax (what FVD
+compares).  StyleGAN-V's ``metrics/frechet_video_distance.py`` passes
+``rescale=True, resize=True`` and feeds ``[0, 255]`` frames of any size: the
+module then maps them to ``[-1, 1]`` and resizes to 224 x 224 itself.  The
+"fvd-comparison" scripts and several follow-ups pass
+``rescale=False, resize=False`` and feed videos already in ``[-1, 1]`` at
+224 x 224.  This extractor does the latter: trivd videos are ``[-1, 1]`` already,
+and the resize is :func:`trivd_core.i3d.preprocess` (TF's half-pixel bilinear
+resize, the one the reference FVD code uses), so that the npz and TorchScript
+paths see the same frames.
+
+No weights are shipped; see ``trivd_core.i3d.WEIGHTS_HELP`` for where the file
+comes from.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from trivd_core import i3d
+from trivd_core._validate import check_positive_int
+
+__all__ = ["TorchScriptI3D", "load_i3d_torchscript", "DETECTOR_KWARGS"]
+
+#: How the FVD codes call the module on [-1, 1] videos at 224 x 224.
+DETECTOR_KWARGS = {"rescale": False, "resize": False, "return_features": True}
+
+
+class TorchScriptI3D:
+    """A scripted I3D module as a ``FeatureExtractor``: ``(B, T, H, W, C)`` NumPy in ``[-1, 1]`` -> ``(B, D)`` float64.
+
+    Each batch of ``batch_size`` videos becomes a float32 tensor on ``device``, is
+    resized to ``image_size`` (None: as given) with ``trivd_core.i3d.preprocess``,
+    permuted to ``(B, C, T, H, W)`` and passed as
+    ``module(x, rescale=False, resize=False, return_features=True)`` under
+    ``torch.no_grad()``.
+    """
+
+    def __init__(self, module, *, device="cpu", batch_size: int = 8, image_size=i3d.IMAGE_SIZE):
+        fn = "TorchScriptI3D"
+        check_positive_int(fn, batch_size, "batch_size")
+        if image_size is not None:
+            image_size = i3d.check_size(fn, image_size, "image_size")
+        self.module = module
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.image_size = image_size
+
+    def __call__(self, videos) -> np.ndarray:
+        fn = "TorchScriptI3D"
+        v = np.asarray(videos)
+        if v.ndim != 5:
+            raise ValueError(f"{fn}(): argument 'videos' must be a 5-D array (B, T, H, W, C), got shape {v.shape}")
+        if not np.issubdtype(v.dtype, np.floating):
+            raise TypeError(f"{fn}(): argument 'videos' must be floating, in [-1, 1], got dtype {v.dtype}")
+        out = []
+        with torch.no_grad():
+            for start in range(0, v.shape[0], self.batch_size):
+                x = torch.as_tensor(np.ascontiguousarray(v[start : start + self.batch_size]), dtype=torch.float32)
+                x = x.to(self.device)
+                if self.image_size is not None:
+                    x = i3d.preprocess(x, self.image_size)
+                x = x.permute(0, 4, 1, 2, 3).contiguous()  # (B, T, H, W, C) -> (B, C, T, H, W)
+                feats = self.module(x, **DETECTOR_KWARGS)
+                out.append(feats.detach().to("cpu", torch.float64).numpy())
+        f = np.concatenate(out, axis=0)
+        if f.ndim != 2 or f.shape[0] != v.shape[0]:
+            raise ValueError(f"{fn}(): the TorchScript module returned shape {f.shape} for {v.shape[0]} videos; "
+                             "expected (B, D) features")
+        return f
+
+    def __repr__(self) -> str:
+        return f"TorchScriptI3D(device={str(self.device)!r}, batch_size={self.batch_size}, image_size={self.image_size})"
+
+
+def load_i3d_torchscript(path, *, sha256: str | None = None, device="cpu", batch_size: int = 8,
+                         image_size=i3d.IMAGE_SIZE) -> TorchScriptI3D:
+    """Load ``i3d_torchscript.pt`` (``torch.jit.load``, in eval mode on ``device``) as a :class:`TorchScriptI3D`.
+
+    ``path`` None means ``$TRIVD_I3D_WEIGHTS``.  A missing file raises
+    ``FileNotFoundError`` saying where the file comes from; with ``sha256`` the
+    file's SHA-256 is checked first (``ValueError`` with both hashes on mismatch).
+    """
+    fn = "load_i3d_torchscript"
+    from . import BACKEND  # here, not at import: this package's __init__ may import this module
+
+    BACKEND.activate()  # the F.interpolate resize fast path (and TF32 off, as for every torch computation in trivd)
+    path = i3d.resolve_weights_path(path, fn)
+    i3d.verify_sha256(path, sha256, fn=fn)
+    try:
+        module = torch.jit.load(os.fspath(path), map_location=torch.device(device))
+    except RuntimeError as exc:
+        raise ValueError(f"{fn}(): {os.fspath(path)!r} is not a loadable TorchScript file ({exc}). "
+                         f"{i3d.WEIGHTS_HELP}") from exc
+    module.eval()
+    return TorchScriptI3D(module, device=device, batch_size=batch_size, image_size=image_size)

@@ -1,0 +1,499 @@
+"""`trivd eval` and its pieces (issue 6, items 3, 4, 6): runs, standing statistics, best of l, the copy
+baseline, eval.json and plots, held-out splits and the BAIR balanced split.
+
+Expected values are derived independently of the code under test:
+
+* the copy baseline is recomputed clip by clip with ``metrics.ssim`` / ``metrics.psnr`` on the
+  synthetic clips themselves (``SyntheticShapes.clip(i)``, a pure function of the index), with a
+  dataset of exactly ``num_samples`` clips so that the evaluated set is known whatever the order;
+* best of l = 1 is compared with single predictions made by hand through ``Model.predict`` with the
+  zero latents of ``truncation=0`` (then every sample is the same, whatever the random stream);
+* standing statistics are compared with trivd_core's own ``accumulate_standing_stats`` over the
+  same batches (the engine-free reference path);
+* split sizes and membership come from the rule written out in the test (``floor(0.7 n)``, the last
+  ``ceil(f n)`` videos, SHA-256 of the path), applied to videos whose pixel values encode their index.
+
+Runs are made by saving a torch ``engine.init`` state with ``save_checkpoint`` (the engine-made tree
+of a step-0 run, in a second), or the same tree from ``init_generator``/``init_discriminator`` when
+torch is not installed; evaluation itself runs on the ``numpy`` backend (trivd_core's generic code, no
+compile) or on torch.  JAX compiles for ~30 s per function on 2 cores, so its end-to-end check (which
+also compares it with torch) is marked ``slow``.  Config: the tiny one narrowed to g_ch = d_ch = 2,
+32 x 32 (SSIM needs 11 x 11 windows), 2 -> 3 frames.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+
+from trivd_core import generator, metrics
+from trivd_core.cli import main
+from trivd_core.configs import get_config
+from trivd_core.data import (
+    ArrayDataset,
+    BairDataset,
+    DataError,
+    SyntheticShapes,
+    VideoFolderDataset,
+    bair_split,
+    balanced_split,
+    holdout_split,
+    make_dataset,
+    write_video,
+)
+from trivd_core.data.bair import parse_bair_split
+from trivd_core.evaluate import EvalError, Model, check_data_fits, evaluate, open_run, standing_batches, write_report
+from trivd_core.train.checkpoint import save_checkpoint
+
+CFG = get_config("tiny", g_ch=2, d_ch=2, batch_size=4, standing_batches=2)
+
+
+@functools.lru_cache(maxsize=4)
+def _init_tree(cfg, seed=0):
+    """The engine's step-0 export: torch ``engine.init`` when torch is installed, else the same tree by hand.
+
+    Cached per (config, seed); callers only read it (``save_checkpoint`` writes a copy).
+    """
+    if importlib.util.find_spec("torch") is not None:
+        import backends
+
+        engine = backends.load("torch").engine(cfg)
+        return engine.export(engine.init(seed)), "torch"
+    else:  # torch missing: the tree engine.init builds (G+E, then D, from one generator; zero Adam moments)
+        from trivd_core.discriminator import init_discriminator
+
+        rng = np.random.default_rng(seed)
+        gp, gs = generator.init_generator(cfg, rng)
+        dp, ds = init_discriminator(cfg, rng)
+
+        def zeros(t):
+            return {k: zeros(v) for k, v in t.items()} if isinstance(t, dict) else np.zeros_like(t)
+
+        return {"step": np.int64(0), "g_params": gp, "g_state": gs, "d_params": dp, "d_state": ds, "ema": gp,
+                "opt_g": {"mu": zeros(gp), "nu": zeros(gp), "count": np.int64(0)},
+                "opt_d": {"mu": zeros(dp), "nu": zeros(dp), "count": np.int64(0)}}, "numpy"
+
+
+def make_run(path, cfg=CFG, *, step=3, data="synthetic", tree=None):
+    if tree is None:
+        tree, backend = _init_tree(cfg)
+    else:
+        backend = "numpy"
+    path.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path / "checkpoints", tree, step=step, meta={"backend": backend, "config": cfg.to_dict(),
+                                                                 "seed": 0})
+    (path / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "backend": backend, "seed": 0,
+                                                  "args": {"data": data}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("run") / "run")
+
+
+def numpy_backend():
+    import backends
+
+    return backends.load("numpy")
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def test_open_run_finds_the_newest_intact_checkpoint(tmp_path):
+    run = make_run(tmp_path / "r", step=3)
+    tree, _ = _init_tree(CFG)
+    save_checkpoint(run / "checkpoints", tree, step=9, meta={"config": CFG.to_dict()})
+    assert open_run(run).step == 9
+    assert open_run(run / "checkpoints").step == 9
+    assert open_run(run / "checkpoints" / "step_00000003.json").step == 3
+    # damage the newest: its hash no longer matches, the previous one is used
+    npz = run / "checkpoints" / "step_00000009.npz"
+    npz.write_bytes(npz.read_bytes()[:-10] + b"0123456789")
+    found = open_run(run)
+    assert found.step == 3 and found.config == CFG and found.data == "synthetic" and found.run_dir == run
+
+
+def test_open_run_errors(tmp_path):
+    with pytest.raises(EvalError, match="no such run directory"):
+        open_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EvalError, match="not a run directory"):
+        open_run(tmp_path / "empty")
+    (tmp_path / "nockpt" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(EvalError, match="no intact checkpoint"):
+        open_run(tmp_path / "nockpt")
+    (tmp_path / "x.npz").write_bytes(b"")
+    with pytest.raises(EvalError, match="commit marker"):
+        open_run(tmp_path / "x.npz")
+
+
+# ---------------------------------------------------------------------------- standing statistics
+
+
+def test_standing_statistics_equal_the_core_accumulation(run_dir):
+    """Model.accumulate_standing_stats (per-batch jit, float64 average) == generator.accumulate_standing_stats."""
+    run = open_run(run_dir)
+    model = Model(run, numpy_backend())
+    ds = make_dataset("synthetic", resolution=32, t=CFG.t_total, split="train", length=16)
+    batches = list(standing_batches(ds, model, n_batches=3, batch_size=4, seed=1))
+    assert len(batches) == 3 and batches[0][0].shape == (4, CFG.t_cond, 32, 32, 3) and batches[0][1].shape == (4, 16)
+    model.accumulate_standing_stats(batches, source="test")
+    want = generator.accumulate_standing_stats(run.tree["ema"], run.tree["g_state"], batches)["standing"]
+    got = model._state_np["standing"]
+
+    def walk(a, b, path=""):
+        if isinstance(a, dict):
+            assert set(a) == set(b), path
+            for k in a:
+                walk(a[k], b[k], f"{path}/{k}")
+            return
+        # float32 statistics; the two sum three batch values in different precisions: a few ulp apart
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
+
+    walk(got, want)
+    assert model.has_standing and model.standing == {"batches": 3, "source": "test"}
+    with pytest.raises(EvalError, match="at least one batch"):
+        model.accumulate_standing_stats([])
+
+
+def test_engine_and_core_paths_agree(run_dir):
+    """The torch engine's compiled predict and the core's generate on NumPy give the same frames (float32)."""
+    pytest.importorskip("torch")
+    import backends
+
+    run = open_run(run_dir)
+    torch_b = backends.load("torch")
+    ds = make_dataset("synthetic", resolution=32, t=CFG.t_total, split="train", length=8)
+    a = Model(run, torch_b, engine=torch_b.engine(CFG))
+    b = Model(run, numpy_backend())
+    for m in (a, b):
+        m.accumulate_standing_stats(standing_batches(ds, m, n_batches=2, batch_size=4, seed=0))
+    cond = np.stack([ds.clip(i)[: CFG.t_cond] for i in range(3)])
+    z = np.random.default_rng(0).standard_normal((3, CFG.z_dim)).astype(np.float32)
+    # float32 through ~15 layers, oneDNN vs tensordot convolutions: rounding ~1e-6 relative per layer
+    np.testing.assert_allclose(a.predict(cond, z), b.predict(cond, z), atol=2e-4)
+
+
+# ---------------------------------------------------------------------------- the protocol
+
+
+def test_copy_baseline_equals_an_independent_computation(run_dir, tmp_path):
+    n = 6
+    rc = main(["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--num-samples", str(n), "--batch-size",
+               "4", "--best-of", "2", "--data-option", f"length={n}", "--no-progress", "--workers", "0",
+               "--out", str(tmp_path / "out")])
+    assert rc == 0
+    rec = json.loads((tmp_path / "out" / "eval.json").read_text())
+    ds = SyntheticShapes(32, CFG.t_total, 3, seed=0, split="test", length=n)
+    ssim = np.zeros(CFG.t_pred)
+    psnr = np.zeros(CFG.t_pred)
+    for i in range(n):
+        clip = ds.clip(i).astype(np.float64)
+        truth = clip[CFG.t_cond:]
+        copy = np.repeat(clip[CFG.t_cond - 1 : CFG.t_cond], CFG.t_pred, axis=0)
+        ssim += metrics.ssim(copy, truth) / n
+        psnr += metrics.psnr(copy, truth) / n
+    # the same float64 sums in another order
+    np.testing.assert_allclose(rec["copy_baseline"]["ssim"], ssim, rtol=1e-12)
+    np.testing.assert_allclose(rec["copy_baseline"]["psnr"], psnr, rtol=1e-12)
+    assert rec["copy_baseline"]["ssim_mean"] == pytest.approx(ssim.mean(), rel=1e-12)
+    assert rec["num_samples"] == n and rec["best_of"] == 2 and sum(rec["chosen_histogram"]) == n
+
+
+def test_best_of_one_equals_a_single_sample(run_dir):
+    """truncation=0: every latent is zero, so a sample is G(cond, 0) whatever the random stream; l = 1 and l = 3
+    then both equal the single prediction made by hand, and l = 3 keeps the first of three equal samples."""
+    run = open_run(run_dir)
+    model = Model(run, numpy_backend(), truncation=0.0)
+    train = make_dataset("synthetic", resolution=32, t=CFG.t_total, split="train", length=8)
+    model.accumulate_standing_stats(standing_batches(train, model, n_batches=2, batch_size=4))
+    n = 5
+    ds = make_dataset("synthetic", resolution=32, t=CFG.t_total, split="test", length=n)
+    one = evaluate(model, ds, num_samples=n, best_of=1, batch_size=4, progress=False, workers=0)
+    three = evaluate(model, ds, num_samples=n, best_of=3, batch_size=4, progress=False, workers=0)
+    ssim = np.zeros(CFG.t_pred)
+    psnr = np.zeros(CFG.t_pred)
+    for i in range(n):
+        clip = ds.clip(i)
+        pred = model.predict(clip[None, : CFG.t_cond], np.zeros((1, CFG.z_dim), np.float32))[0]
+        ssim += metrics.ssim(pred, clip[CFG.t_cond:]) / n
+        psnr += metrics.psnr(pred, clip[CFG.t_cond:]) / n
+    # batch of 1 by hand vs batches of 4 in evaluate: float32 rounding of the frames (~1e-6) moves SSIM/PSNR
+    # by about as much relative to their size
+    np.testing.assert_allclose(one["model"]["ssim"], ssim, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(one["model"]["psnr"], psnr, rtol=1e-4)
+    np.testing.assert_allclose(three["model"]["ssim"], one["model"]["ssim"], rtol=1e-12)
+    assert three["chosen_histogram"] == [n, 0, 0]
+    assert one["copy_baseline"] == three["copy_baseline"]
+
+
+def test_best_of_more_samples_is_never_worse_on_one_batch(run_dir):
+    """Within one batch the l = 3 draw starts with the l = 1 draw, so its best clip mean SSIM is >= (per clip,
+    hence on average)."""
+    run = open_run(run_dir)
+    model = Model(run, numpy_backend())
+    ds = make_dataset("synthetic", resolution=32, t=CFG.t_total, split="test", length=4)
+    one = evaluate(model, ds, num_samples=4, best_of=1, batch_size=4, progress=False, workers=0)
+    three = evaluate(model, ds, num_samples=4, best_of=3, batch_size=4, progress=False, workers=0)
+    assert three["model"]["ssim_mean"] >= one["model"]["ssim_mean"] - 1e-12
+    assert sum(three["chosen_histogram"]) == 4 and len(three["chosen_histogram"]) == 3
+
+
+def test_eval_writes_json_and_plots(run_dir, tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "ev"
+    rc = main(["eval", "--checkpoint", str(run_dir), "--backend", "torch", "--num-samples", "6", "--batch-size", "4",
+               "--no-progress", "--workers", "0", "--out", str(out)])
+    assert rc == 0
+    rec = json.loads((out / "eval.json").read_text())
+    for key in ("config", "step", "data", "split", "num_samples", "best_of", "model", "copy_baseline", "fvd",
+                "fvd_reason", "inception_score", "standing_statistics", "weights"):
+        assert key in rec, key
+    assert rec["step"] == 3 and rec["split"] == "test" and rec["backend"] == "torch" and rec["weights"] == "ema"
+    assert rec["fvd"] is None and "--i3d" in rec["fvd_reason"] and rec["inception_score"] is None
+    assert rec["standing_statistics"].startswith("2 batches")
+    for part in ("model", "copy_baseline"):
+        for key in ("ssim", "psnr"):
+            curve = rec[part][key]
+            assert len(curve) == CFG.t_pred and all(math.isfinite(v) for v in curve)
+        assert rec[part]["ssim_mean"] == pytest.approx(np.mean(rec[part]["ssim"]))
+    import imageio.v3 as iio
+
+    for name in ("ssim.png", "psnr.png"):
+        img = iio.imread(out / name)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+
+
+def test_plot_fallback_draws_curves_and_labels(tmp_path):
+    """Without matplotlib the NumPy raster plot is used: each curve's colour appears, as does black text."""
+    import imageio.v3 as iio
+
+    from trivd_core.evaluate import _raster_curves
+
+    img = _raster_curves(np.arange(1, 4), {"MODEL": ([0.1, 0.2, 0.3], (31, 119, 180)),
+                                           "COPY": ([0.9, None, 0.5], (255, 127, 14))}, "T", "FRAME", "SSIM")
+    for colour in ((31, 119, 180), (255, 127, 14), (0, 0, 0)):
+        assert np.any(np.all(img == colour, axis=-1)), colour
+    rec = {"best_of": 1, "model": {"ssim": [0.1, 0.2], "psnr": [10.0, None]},
+           "copy_baseline": {"ssim": [0.5, 0.4], "psnr": [20.0, 18.0]}}
+    paths = write_report(tmp_path, rec, title="t")
+    assert json.loads(paths["json"].read_text()) == rec
+    assert iio.imread(paths["psnr"]).shape[-1] in (3, 4)
+
+
+def test_eval_errors(run_dir, tmp_path, capsys):
+    def err(*argv):
+        assert main(["eval", "--backend", "numpy", "--no-progress", *argv]) == 2
+        return capsys.readouterr().err
+
+    assert "no such run directory" in err("--checkpoint", str(tmp_path / "nope"))
+    (tmp_path / "nockpt" / "checkpoints").mkdir(parents=True)
+    assert "no intact checkpoint" in err("--checkpoint", str(tmp_path / "nockpt"))
+    assert "--best-of must be >= 1" in err("--checkpoint", str(run_dir), "--best-of", "0")
+    assert "--num-samples must be >= 1" in err("--checkpoint", str(run_dir), "--num-samples", "0")
+    small = tmp_path / "small.npy"
+    np.save(small, np.zeros((4, 8, 16, 16, 3), np.uint8))
+    assert "smaller than the model's resolution 32x32" in err("--checkpoint", str(run_dir), "--data", str(small),
+                                                              "--split", "train")
+    short = tmp_path / "short.npy"
+    np.save(short, np.zeros((4, 3, 32, 32, 3), np.uint8))
+    assert "t=5" in err("--checkpoint", str(run_dir), "--data", str(short), "--split", "train")
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((4, 8, 32, 32, 3), np.uint8))
+    assert "no 'test' split" in err("--checkpoint", str(run_dir), "--data", str(good))
+    assert "KEY=VALUE" in err("--checkpoint", str(run_dir), "--data-option", "oops")
+    assert "--i3d-sha256 needs --i3d" in err("--checkpoint", str(run_dir), "--i3d-sha256", "ab")
+    assert "weights" in err("--checkpoint", str(run_dir), "--i3d", str(tmp_path / "missing.npz")).lower()
+
+
+def test_eval_refuses_a_diverged_checkpoint(tmp_path, capsys):
+    tree = dict(_init_tree(CFG)[0])
+    ema = {"E": tree["ema"]["E"], "G": dict(tree["ema"]["G"])}
+    ema["G"]["out_conv"] = {**ema["G"]["out_conv"], "b": np.full_like(ema["G"]["out_conv"]["b"], np.nan)}
+    run = make_run(tmp_path / "nan", tree={**tree, "ema": ema})
+    assert main(["eval", "--checkpoint", str(run), "--backend", "numpy", "--num-samples", "2", "--no-progress",
+                 "--no-standing", "--workers", "0"]) == 2
+    assert "non-finite" in capsys.readouterr().err
+
+
+def test_check_data_fits_names_both_shapes():
+    ds = make_dataset("synthetic", resolution=16, t=CFG.t_total, split="test")
+    with pytest.raises(EvalError, match=r"\(5, 16, 16, 3\).*\(5, 32, 32, 3\)"):
+        check_data_fits(ds, CFG)
+
+
+@pytest.mark.slow
+def test_eval_on_jax_matches_torch(run_dir, tmp_path):
+    """End to end on the JAX engine (compiles, hence slow) with the numbers of the torch engine."""
+    pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    outs = {}
+    for name in ("jax", "torch"):
+        rc = main(["eval", "--checkpoint", str(run_dir), "--backend", name, "--num-samples", "4", "--batch-size", "4",
+                   "--no-progress", "--workers", "0", "--out", str(tmp_path / name)])
+        assert rc == 0
+        outs[name] = json.loads((tmp_path / name / "eval.json").read_text())
+    # same checkpoint, clips, latents; float32 XLA vs oneDNN rounding in the frames (see test_engine_and_core_paths_agree)
+    np.testing.assert_allclose(outs["jax"]["model"]["ssim"], outs["torch"]["model"]["ssim"], atol=1e-3)
+    assert outs["jax"]["copy_baseline"] == outs["torch"]["copy_baseline"]
+
+
+# ---------------------------------------------------------------------------- held-out splits
+
+
+def _indexed_videos(n, t=6, hw=32):
+    """n videos whose pixels all equal their index (uint8): a clip reveals which video it came from."""
+    return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None, None], (n, t, hw, hw, 3)).copy()
+
+
+def _which(clip) -> int:
+    return int(round((float(clip.mean()) + 1.0) * 127.5))
+
+
+def _members(ds) -> list[int]:
+    rng = np.random.default_rng(0)
+    return [_which(ds.clip(i, rng)) for i in range(len(ds))]
+
+
+def test_array_holdout_split_sizes_and_membership(tmp_path):
+    path = tmp_path / "v.npy"
+    np.save(path, _indexed_videos(10))
+    # the last ceil(0.25 * 10) = 3 videos are held out
+    assert _members(make_dataset(path, resolution=32, t=4, split="test", holdout=0.25)) == [7, 8, 9]
+    assert _members(make_dataset(path, resolution=32, t=4, split="train", holdout=0.25)) == list(range(7))
+    assert list(holdout_split(43264, 0.3, "test")[[0, -1]]) == [43264 - 12980, 43263]
+    with pytest.raises(DataError, match="only the 'train' and 'test'"):
+        make_dataset(path, resolution=32, t=4, split="val", holdout=0.25)
+    with pytest.raises(DataError, match="no 'test' split"):
+        make_dataset(path, resolution=32, t=4, split="test")
+    whole = make_dataset(path, resolution=32, t=4, split="train")
+    assert len(whole) == 10 and whole.fingerprint() == ArrayDataset(path, resolution=32, t=4).fingerprint()
+
+
+def test_array_split_files_side_files_and_npz_members(tmp_path):
+    path = tmp_path / "v.npy"
+    np.save(path, _indexed_videos(8))
+    (tmp_path / "mine.txt").write_text("# validation videos\n5\n1 extra fields ignored\n\n")
+    assert _members(make_dataset(path, resolution=32, t=4, split="val", split_file=tmp_path / "mine.txt")) == [5, 1]
+    (tmp_path / "v.test.txt").write_text("6\n7\n")
+    assert _members(make_dataset(path, resolution=32, t=4, split="test")) == [6, 7]
+    np.save(tmp_path / "idx.npy", np.array([3, 2]))
+    assert _members(make_dataset(path, resolution=32, t=4, split="test", split_file=tmp_path / "idx.npy")) == [3, 2]
+    (tmp_path / "bad.txt").write_text("8\n")
+    with pytest.raises(DataError, match="index 8"):
+        make_dataset(path, resolution=32, t=4, split="test", split_file=tmp_path / "bad.txt")
+    npz = tmp_path / "s.npz"
+    np.savez(npz, train=_indexed_videos(3), test=_indexed_videos(5)[3:])
+    assert _members(make_dataset(npz, resolution=32, t=4, split="test")) == [3, 4]
+    assert _members(make_dataset(npz, resolution=32, t=4, split="train")) == [0, 1, 2]
+
+
+def test_video_folder_holdout_follows_the_path_hash(tmp_path):
+    pytest.importorskip("av")
+    clip = SyntheticShapes(32, 6, 3, seed=1).clip(0)
+    names = [f"c{i % 3}/v{i}.mp4" for i in range(12)]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_video(tmp_path / name, clip)
+    held = sorted(n for n in names if int.from_bytes(hashlib.sha256(n.encode()).digest()[:8], "big") / 2**64 < 0.4)
+    test = VideoFolderDataset(tmp_path, resolution=32, t=4, split="test", holdout=0.4)
+    train = make_dataset(tmp_path, resolution=32, t=4, split="train", holdout=0.4)
+    assert test.files == held and sorted(train.files + test.files) == sorted(names)
+    with pytest.raises(DataError, match="fraction"):
+        make_dataset(tmp_path, resolution=32, t=4, split="test", holdout=1.5)
+
+
+def test_bair_balanced_split_on_index_lists():
+    train, test = [("train", i) for i in range(43264)], [("test", i) for i in range(256)]
+    split = balanced_split(train, test)
+    assert len(split["train"]) == 30284 and len(split["test"]) == 12980 + 256
+    assert split["train"] == train[:30284] and split["test"] == train[30284:] + test
+    assert bair_split(train, test, "test") == split["test"]
+    assert bair_split(train, test, "balanced_train") == split["train"]
+    assert bair_split(train, test, "original_test") == test
+    assert bair_split(train, test, "train", protocol="original") == train
+    assert parse_bair_split(None) == ("balanced", "train")
+    with pytest.raises(DataError, match="contradicts"):
+        parse_bair_split("original_test", "balanced")
+    with pytest.raises(DataError, match="BAIR split must be one of"):
+        parse_bair_split("val")
+
+
+@pytest.fixture(scope="module")
+def bair_root(tmp_path_factory):
+    """train/traj_0..11 (frame folders: pixel value = 10 * id) and test/traj_0, traj_1 (ids 200, 201)."""
+    import imageio.v3 as iio
+
+    root = tmp_path_factory.mktemp("bair")
+    for part, ids in (("train", range(12)), ("test", range(2))):
+        for i in ids:
+            d = root / part / f"traj_{i}"
+            d.mkdir(parents=True)
+            value = 10 * i if part == "train" else 200 + i
+            for f in range(6):
+                iio.imwrite(d / f"{f}.png", np.full((32, 32, 3), value, np.uint8))
+    return root
+
+
+def test_bair_folder_layout_and_natural_order(bair_root):
+    # floor(0.7 * 12) = 8: train = traj_0..7 in natural order (traj_10 after traj_9), test = traj_8..11 + original test
+    train = make_dataset(f"bair:{bair_root}", resolution=32, t=5, split="train")
+    test = make_dataset(f"bair:{bair_root}", resolution=32, t=5, split="test")
+    assert isinstance(test, BairDataset)
+    assert _members(train) == [10 * i for i in range(8)]
+    assert _members(test) == [80, 90, 100, 110, 200, 201]
+    assert _members(make_dataset(f"bair:{bair_root}", resolution=32, t=5, split="original_test")) == [200, 201]
+    assert len(make_dataset(f"bair:{bair_root}", resolution=32, t=5, split="train", protocol="original")) == 12
+    with pytest.raises(DataError, match="train/ and test/"):
+        make_dataset(f"bair:{bair_root / 'train'}", resolution=32, t=5)
+
+
+def test_eval_cli_on_the_bair_balanced_split(run_dir, bair_root, tmp_path):
+    out = tmp_path / "bair"
+    rc = main(["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--data", f"bair:{bair_root}",
+               "--split", "test", "--num-samples", "100", "--batch-size", "4", "--no-progress", "--workers", "0",
+               "--out", str(out)])
+    assert rc == 0
+    rec = json.loads((out / "eval.json").read_text())
+    assert rec["num_samples"] == 6 and rec["data"] == f"bair:{bair_root}"
+    assert "bair" in rec["standing_statistics"] and "train split" in rec["standing_statistics"]
+    # constant frames: the copy of the last frame is exact, PSNR is +inf (written as null and counted)
+    assert rec["copy_baseline"]["ssim"] == [1.0] * CFG.t_pred
+    assert rec["copy_baseline"]["psnr"] == [None] * CFG.t_pred and rec["copy_baseline"]["psnr_infinite"] == 6 * 3
+
+
+def test_splits_through_the_cli_data_option(run_dir, tmp_path):
+    path = tmp_path / "v.npy"
+    np.save(path, (_indexed_videos(10, t=8) * 20).astype(np.uint8))
+    out = tmp_path / "o"
+    assert main(["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--data", str(path), "--data-option",
+                 "holdout=0.3", "--num-samples", "50", "--no-progress", "--workers", "0", "--out", str(out),
+                 "--no-standing"]) == 0
+    rec = json.loads((out / "eval.json").read_text())
+    assert rec["num_samples"] == 3 and rec["data_options"] == {"holdout": 0.3}
+    assert rec["standing_statistics"].startswith("off")
+
+
+def test_generate_return_warps_does_not_change_frames():
+    rng = np.random.default_rng(0)
+    params, state = generator.init_generator(CFG, rng)
+    cond = rng.uniform(-1, 1, (2, CFG.t_cond, 32, 32, 3)).astype(np.float32)
+    z = rng.standard_normal((2, CFG.z_dim)).astype(np.float32)
+    a, sa = generator.generate(params, state, cond, z, train=False)
+    b, sb, warps = generator.generate(params, state, cond, z, train=False, return_warps=True)
+    np.testing.assert_array_equal(a, b)
+    assert sorted(warps) == ["stage0", "stage1", "stage2"]
+    for i, r in enumerate((4, 8, 16)):
+        assert warps[f"stage{i}"]["W"].shape == (2, CFG.t_pred, r, r, 9)
+        assert warps[f"stage{i}"]["w"].shape == (2, CFG.t_pred, 9, 9)
+        np.testing.assert_allclose(warps[f"stage{i}"]["W"].sum(-1), 1.0, atol=1e-5)  # convex weights (softmax)
+    with pytest.raises(TypeError, match="return_warps"):
+        generator.generate(params, state, cond, z, train=False, return_warps=1)

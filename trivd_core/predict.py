@@ -1,0 +1,405 @@
+r"""Prediction from a real clip (``trivd predict``) and the multi-scale motion field of Fig. 3.
+
+Motion field (section 4.4, Fig. 3).  Every stage ``i`` of G (resolution
+``r_i = R / 2^(3-i)``: ``R/8, R/4, R/2``) warps its recurrent state once per predicted
+step with per-pixel weights ``W`` over a ``k x k`` grid (Eq. 11; for TSRU and
+K-TrajGRU ``W = factorized_kernels(w, S)``, Eq. 12).  Reading ``W[i, j, :]`` as a
+distribution over the grid displacements, :func:`~trivd_core.warping.expected_flow`
+gives the expected displacement ``(dy, dx)`` at each pixel - the place Eq. 11 samples
+*from* (a backward, "pull" flow, in stage pixels).  :func:`motion_fields` combines
+the selected stages coarse to fine with :func:`~trivd_core.warping.combine_flows`
+(upsample, multiply by the factor, add the finer field), brings the result to the
+frame resolution the same way (nearest upsampling times the factor) and negates it:
+
+    motion_t = -f * up_f( combine_flows([F_t^(i) for i in stages]) ),   f = R / r_(last stage)
+
+which is the displacement of the *content* from frame ``t-1`` to frame ``t`` in frame
+pixels (``(dy, dx)``, rows down, columns right), drawn on the grid of frame ``t``.
+Step ``t``'s transformation turns the previous state (for the first predicted
+frame: the encoder's state of the conditioning frames) into the state of predicted
+frame ``t``.
+
+*Which stages.*  The paper combines "the two lower levels"; that is the default
+here (``stages=(0, 1)``, resolutions ``R/8`` and ``R/4``).  Any subset can be asked
+for (``stages="all"`` or ``(0, 1, 2)``, ``trivd predict --motion-stages``): the
+finest stage moves fine detail and is noisier.
+
+Rendering (:func:`flow_to_rgb`): HSV with hue = direction of the motion (hue 0 / red =
+right, 1/4 / yellow-green = down, 1/2 / cyan = left, 3/4 / violet = up: angle
+``atan2(dy, dx)`` with rows pointing down), value = magnitude divided by the largest
+magnitude of the clip (black = no motion), full saturation; :func:`color_wheel` is the
+legend (the colour of each offset from its centre).
+
+:func:`motion_agreement` scores a field against the synthetic dataset's ground truth
+(:class:`~trivd_core.data.ShapeTracks`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from . import ops
+from .data import DataError, read_frames
+from .data.synthetic import write_video
+from .evaluate import EvalError, Model
+from .generator import N_STAGES
+from .train.artifacts import write_gif
+from .warping import combine_flows, expected_flow
+
+__all__ = [
+    "PredictError",
+    "DEFAULT_STAGES",
+    "WARPING_KINDS",
+    "Prediction",
+    "read_input",
+    "predict_clip",
+    "check_motion_cell",
+    "motion_fields",
+    "flow_to_rgb",
+    "color_wheel",
+    "motion_agreement",
+    "render_prediction",
+    "write_frames",
+    "VIDEO_SUFFIXES",
+]
+
+#: The paper's choice for Fig. 3: the two lowest-resolution levels.
+DEFAULT_STAGES = (0, 1)
+#: Cell kinds whose step has a transformation ``W`` (all but ConvGRU and ConvLSTM).
+WARPING_KINDS = ("ktrajgru", "tsru_c", "tsru_p", "tsru_s", "ptsru_c", "ptsru_p", "ptsru_s")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+_PRED_STREAM = 0x70726564  # "pred"
+
+
+class PredictError(EvalError):
+    """An input, option or run that ``trivd predict`` cannot use (a usage error)."""
+
+
+# ---------------------------------------------------------------------------
+# motion field
+
+
+def _stage_list(fn: str, stages, available: list[int]) -> list[int]:
+    if stages is None or (isinstance(stages, str) and stages == "all"):
+        return list(available)
+    if isinstance(stages, (int, np.integer)) and not isinstance(stages, bool):
+        stages = (int(stages),)
+    if not isinstance(stages, Sequence) or isinstance(stages, str) or not stages:
+        raise ValueError(f"{fn}(): argument 'stages' must be 'all', None or a non-empty sequence of stage indices "
+                         f"({available}), got {stages!r}")
+    out = []
+    for s in stages:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or int(s) not in available:
+            raise ValueError(f"{fn}(): argument 'stages' must hold stage indices among {available}, got {stages!r}")
+        out.append(int(s))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{fn}(): argument 'stages' lists a stage twice: {stages!r}")
+    return sorted(out)
+
+
+def motion_fields(warps: Mapping, *, stages=DEFAULT_STAGES, resolution: int | None = None):
+    """Content motion ``(B, T, R, R, 2)`` as ``(dy, dx)`` frame pixels from ``generate(..., return_warps=True)``.
+
+    Args:
+        warps: the third output of :func:`~trivd_core.generator.generate` with
+            ``return_warps=True`` (``{"stage{i}": {"W": (B, T, r_i, r_i, k*k), ...}}``),
+            any array namespace.
+        stages: stage indices to combine (coarse to fine), ``"all"`` or ``None`` for
+            every stage; default the paper's two lowest levels ``(0, 1)``.
+        resolution: frame resolution ``R``; default ``r_i * 2^(3 - i)`` of the
+            coarsest selected stage ``i`` (G's layout).
+
+    Returns:
+        ``-f * upsample_nearest(combine_flows([expected_flow(W_i) ...]), f)`` with
+        ``f = R / r_last``: the displacement of the content from frame ``t-1`` to
+        frame ``t`` (module docstring), same namespace and dtype as ``W``.
+    """
+    fn = "motion_fields"
+    if not isinstance(warps, Mapping) or not warps:
+        raise ValueError(f"{fn}(): argument 'warps' must be the non-empty dict of generate(..., return_warps=True) "
+                         f"({{'stage0': {{'W': ...}}, ...}}), got {type(warps).__name__}")
+    available = []
+    for key in warps:
+        if not (isinstance(key, str) and key.startswith("stage") and key[5:].isdigit()):
+            raise ValueError(f"{fn}(): argument 'warps' must have keys 'stage0', 'stage1', ...; got key {key!r}")
+        available.append(int(key[5:]))
+    available.sort()
+    chosen = _stage_list(fn, stages, available)
+    fields = []
+    B = T = None
+    for i in chosen:
+        entry = warps[f"stage{i}"]
+        if not isinstance(entry, Mapping) or "W" not in entry:
+            raise ValueError(
+                f"{fn}(): argument 'warps' has no transformation 'W' at stage{i}: the generator's recurrent cell does "
+                f"not warp (ConvGRU and ConvLSTM have no motion field; use one of {', '.join(WARPING_KINDS)})"
+            )
+        W = entry["W"]
+        shape = tuple(W.shape)
+        if len(shape) != 5 or shape[2] != shape[3]:
+            raise ValueError(f"{fn}(): argument warps['stage{i}']['W'] must be (B, T, r, r, k*k), got shape {shape}")
+        if B is None:
+            B, T = shape[0], shape[1]
+        elif shape[:2] != (B, T):
+            raise ValueError(f"{fn}(): every stage must have the same (B, T) = ({B}, {T}); stage{i} has {shape[:2]}")
+        k = math.isqrt(shape[4])
+        if k * k != shape[4]:
+            raise ValueError(f"{fn}(): argument warps['stage{i}']['W'] must hold k*k taps on its last axis, got {shape}")
+        xp = array_namespace(W)
+        fields.append(expected_flow(xp.reshape(W, (B * T, shape[2], shape[3], shape[4])), k))
+    first = chosen[0]
+    R = int(resolution) if resolution is not None else fields[0].shape[1] * 2 ** (N_STAGES - first)
+    combined = combine_flows(fields)
+    r_last = combined.shape[1]
+    if R % r_last:
+        raise ValueError(f"{fn}(): argument 'resolution' ({R}) must be a multiple of the finest stage's "
+                         f"resolution ({r_last})")
+    f = R // r_last
+    if f > 1:
+        combined = ops.upsample_nearest(combined, f) * f
+    xp = array_namespace(combined)
+    return xp.reshape(-combined, (B, T, R, R, 2))
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    h6 = (h % 1.0) * 6.0
+    i = np.floor(h6).astype(np.int64) % 6
+    f = h6 - np.floor(h6)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    out = np.zeros(h.shape + (3,))
+    for k, (r, g, b) in enumerate(table):
+        m = i == k
+        out[m] = np.stack([r[m], g[m], b[m]], axis=-1)
+    return out
+
+
+def flow_to_rgb(motion, *, max_magnitude: float | None = None) -> np.ndarray:
+    """Colour image ``(..., H, W, 3)`` uint8 of a motion field ``(..., H, W, 2)`` ``(dy, dx)`` (NumPy).
+
+    Hue = direction ``atan2(dy, dx) / 2 pi`` (red right, yellow-green down, cyan left,
+    violet up), saturation 1, value = ``|motion| / max_magnitude`` clipped to 1
+    (default: the largest magnitude in ``motion``; an all-zero field is black).
+    """
+    m = np.asarray(motion, dtype=np.float64)
+    if m.ndim < 3 or m.shape[-1] != 2:
+        raise ValueError(f"flow_to_rgb(): argument 'motion' must be (..., H, W, 2), got shape {m.shape}")
+    dy, dx = m[..., 0], m[..., 1]
+    mag = np.hypot(dy, dx)
+    scale = float(mag.max()) if max_magnitude is None else float(max_magnitude)
+    if not scale > 0 or not math.isfinite(scale):
+        scale = 1.0
+    hue = (np.arctan2(dy, dx) / (2.0 * np.pi)) % 1.0
+    val = np.clip(mag / scale, 0.0, 1.0)
+    rgb = _hsv_to_rgb(hue, np.ones_like(hue), val)
+    return np.round(rgb * 255.0).astype(np.uint8)
+
+
+def color_wheel(size: int = 64) -> np.ndarray:
+    """The legend of :func:`flow_to_rgb`: ``(size, size, 3)`` uint8, the colour of each offset from the centre.
+
+    The rim is the largest magnitude; outside the disc is white.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 3:
+        raise ValueError(f"color_wheel(): argument 'size' must be an int >= 3, got {size!r}")
+    c = (size - 1) / 2.0
+    r = size / 2.0 - 0.5
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    offsets = np.stack([(yy - c) / r, (xx - c) / r], axis=-1)
+    img = flow_to_rgb(offsets, max_magnitude=1.0)
+    img[np.hypot(offsets[..., 0], offsets[..., 1]) > 1.0] = 255
+    return img
+
+
+def motion_agreement(flow, tracks, t: int, *, coverage: float = 0.5) -> float:
+    """Fraction of shape pixels whose motion vector has a positive cosine with the shape's true velocity.
+
+    Args:
+        flow: ``(H, W, 2)`` content motion ``(dy, dx)`` drawn on frame ``t`` (the
+            motion from frame ``t-1`` to ``t``, as :func:`motion_fields` returns it;
+            for predicted step ``j`` of a clip, ``t = t_cond + j``).
+        tracks: the clip's :class:`~trivd_core.data.ShapeTracks` (``SyntheticShapes.render``).
+        t: frame index, ``1 <= t < T``.
+        coverage: a pixel belongs to shape ``s`` when ``tracks.masks[t, s] >= coverage``.
+
+    Each such pixel counts as agreeing when ``flow . v > 0`` with ``v =
+    tracks.velocities[t - 1, s]`` (the displacement into frame ``t``); a zero motion
+    vector does not agree.  Raises ``ValueError`` when frame ``t`` has no shape pixel.
+    """
+    fn = "motion_agreement"
+    F = np.asarray(flow, dtype=np.float64)
+    masks = np.asarray(tracks.masks)
+    vel = np.asarray(tracks.velocities, dtype=np.float64)
+    T, S, H, W = masks.shape
+    if F.shape != (H, W, 2):
+        raise ValueError(f"{fn}(): argument 'flow' must be (H, W, 2) = ({H}, {W}, 2) like the tracks' masks, "
+                         f"got shape {F.shape}")
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t < T:
+        raise ValueError(f"{fn}(): argument 't' must be a frame index in [1, {T - 1}] (the motion into frame t), "
+                         f"got {t!r}")
+    agree = total = 0
+    for s in range(S):
+        inside = masks[t, s] >= coverage
+        dots = F[inside] @ vel[t - 1, s]
+        agree += int(np.sum(dots > 0))
+        total += int(inside.sum())
+    if total == 0:
+        raise ValueError(f"{fn}(): frame {t} has no shape pixel with coverage >= {coverage}")
+    return agree / total
+
+
+# ---------------------------------------------------------------------------
+# prediction
+
+
+@dataclass
+class Prediction:
+    """One predicted clip (NumPy, float32 frames in ``[-1, 1]``).
+
+    ``cond (t_cond, H, W, C)``, ``truth (n, H, W, C)`` with ``0 <= n <= t_pred`` (what
+    the input had after the conditioning frames), ``pred (t_pred, H, W, C)``,
+    ``motion (t_pred, H, W, 2)`` (content motion, see :func:`motion_fields`) or
+    ``None``, ``stages`` the combined stages.
+    """
+
+    cond: np.ndarray
+    truth: np.ndarray
+    pred: np.ndarray
+    motion: np.ndarray | None = None
+    stages: tuple[int, ...] | None = None
+
+
+def read_input(path, config) -> np.ndarray:
+    """The first ``t_cond + t_pred`` frames of a video / frame folder / ``.npy`` clip at the config's size.
+
+    Resized so the smaller side is the config's resolution, centre-cropped
+    (:func:`trivd_core.data.read_frames`).  :class:`PredictError` when the input is
+    not a readable clip or has fewer than ``t_cond`` frames (the message names both
+    numbers).
+    """
+    try:
+        frames = read_frames(path, max_frames=config.t_total, resolution=config.resolution, channels=config.channels)
+    except DataError as exc:
+        raise PredictError(f"--input {path}: {exc}") from exc
+    n = frames.shape[0]
+    if n < config.t_cond:
+        raise PredictError(f"--input {path}: too short: the model needs {config.t_cond} conditioning frames "
+                           f"({config.t_total} to show the ground truth beside the prediction), the input has {n}")
+    return frames
+
+
+def check_motion_cell(config) -> None:
+    """:class:`PredictError` unless ``config.cell`` warps (a motion field needs its transformation)."""
+    if config.cell not in WARPING_KINDS:
+        raise PredictError(f"--motion needs a transformation-based recurrent unit ({', '.join(WARPING_KINDS)}); "
+                           f"this run's generator uses {config.cell!r}, which has no warp to read a motion field from")
+
+
+def predict_clip(model: Model, frames: np.ndarray, *, seed: int = 0, motion: bool = False,
+                 stages=DEFAULT_STAGES) -> Prediction:
+    """Predict the continuation of ``frames`` (``(n, R, R, C)``, ``n >= t_cond``; the first ``t_cond`` condition).
+
+    Latent ``z`` from ``default_rng([seed, "pred"])`` (truncated as the model says).
+    ``motion=True`` also returns the motion field (:func:`motion_fields` of the same
+    forward pass); it needs a warping cell (:data:`WARPING_KINDS`).
+    """
+    cfg = model.config
+    frames = np.asarray(frames, np.float32)
+    want = (cfg.resolution, cfg.resolution, cfg.channels)
+    if frames.ndim != 4 or frames.shape[1:] != want:
+        raise PredictError(f"predict_clip(): argument 'frames' must be (n, {want[0]}, {want[1]}, {want[2]}), got "
+                           f"{frames.shape}")
+    if frames.shape[0] < cfg.t_cond:
+        raise PredictError(f"predict_clip(): argument 'frames' holds {frames.shape[0]} frames, the model needs "
+                           f"{cfg.t_cond} conditioning frames")
+    cond = frames[None, : cfg.t_cond]
+    truth = frames[cfg.t_cond : cfg.t_total]
+    z = model.latents(np.random.default_rng([int(seed), _PRED_STREAM]), 1)
+    if not motion:
+        return Prediction(cond[0], truth, model.predict(cond, z)[0])
+    check_motion_cell(cfg)
+    pred, warps = model.predict_with_warps(cond, z)
+    field = motion_fields(warps, stages=stages, resolution=cfg.resolution)
+    chosen = tuple(_stage_list("predict_clip", stages, sorted(int(k[5:]) for k in warps)))
+    return Prediction(cond[0], truth, pred[0], np.asarray(field[0], np.float32), chosen)
+
+
+def _panel(img_u8: np.ndarray, scale: int, colour, border: int) -> np.ndarray:
+    img = np.repeat(np.repeat(img_u8, scale, axis=0), scale, axis=1)
+    h, w = img.shape[:2]
+    out = np.empty((h + 2 * border, w + 2 * border, 3), np.uint8)
+    out[...] = colour
+    out[border : border + h, border : border + w] = img
+    return out
+
+
+def render_prediction(p: Prediction, *, scale: int | None = None, border: int = 2, gap: int = 4) -> np.ndarray:
+    """Frames ``(t_cond + t_pred, H', W', 3)`` uint8: ground truth | prediction [| motion | colour wheel].
+
+    Conditioning frames have a green border, predicted ones red (as the training
+    samples); a predicted frame without ground truth shows grey in the first panel.
+    The motion panel is grey during the conditioning frames; colours are scaled by
+    the clip's largest motion.  ``scale`` enlarges every panel (default: to at least
+    128 pixels).  Width and height are made even (padding) for 4:2:0 video codecs.
+    """
+    from .train.artifacts import to_uint8
+
+    t_cond, H, W = p.cond.shape[0], p.cond.shape[1], p.cond.shape[2]
+    t_pred = p.pred.shape[0]
+    if scale is None:
+        scale = max(1, math.ceil(128 / max(H, W)))
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise PredictError(f"render_prediction(): argument 'scale' must be a positive int, got {scale!r}")
+    grey = np.full((H, W, 3), 128, np.uint8)
+    wheel = None
+    max_mag = None
+    if p.motion is not None:
+        max_mag = float(np.hypot(p.motion[..., 0], p.motion[..., 1]).max())
+        side = min(H, W) * scale
+        wheel = np.full((H * scale + 2 * border, W * scale + 2 * border, 3), 255, np.uint8)
+        wheel[border : border + side, border : border + side] = color_wheel(side)
+    frames = []
+    for t in range(t_cond + t_pred):
+        colour = (40, 170, 40) if t < t_cond else (200, 40, 40)
+        if t < t_cond:
+            truth = pred = to_uint8(p.cond[t])
+        else:
+            j = t - t_cond
+            truth = to_uint8(p.truth[j]) if j < p.truth.shape[0] else grey
+            pred = to_uint8(p.pred[j])
+        panels = [_panel(truth, scale, colour, border), _panel(pred, scale, colour, border)]
+        if p.motion is not None:
+            m = grey if t < t_cond else flow_to_rgb(p.motion[t - t_cond], max_magnitude=max_mag)
+            panels += [_panel(m, scale, colour, border), wheel]
+        row = panels[0]
+        for panel in panels[1:]:
+            row = np.concatenate([row, np.full((row.shape[0], gap, 3), 255, np.uint8), panel], axis=1)
+        frames.append(row)
+    out = np.stack(frames)
+    ph, pw = out.shape[1] % 2, out.shape[2] % 2
+    if ph or pw:
+        out = np.pad(out, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=255)
+    return out
+
+
+def write_frames(path, frames: np.ndarray, fps: float = 4.0) -> Path:
+    """Write ``(T, H, W, 3)`` uint8 frames as a GIF (NumPy encoder) or a video (PyAV; suffix picks the codec)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        return write_gif(path, frames, fps=fps)
+    if suffix in VIDEO_SUFFIXES:
+        try:
+            write_video(path, frames, fps=fps)
+        except ImportError as exc:  # pragma: no cover - PyAV missing
+            raise PredictError(f"--out {path}: writing video needs PyAV (pip install 'trivd[video]'), or use .gif") \
+                from exc
+        return path
+    raise PredictError(f"--out {path}: unknown output type {suffix or '(no suffix)'!r}; use .gif or "
+                       f"{', '.join(VIDEO_SUFFIXES)}")
