@@ -7,6 +7,7 @@ public names, vectorised; the conformance suite checks one against the other.
 """
 
 from .cells import KINDS, cell_step
+from .i3d import conv3d_strided, i3d_logits, max_pool3d, preprocess, resize_bilinear
 from .layers import batch_norm, batch_stats, conditional_batch_norm, orthogonal_penalty, spectral_normalize
 from .losses import d_hinge_loss, g_hinge_loss, mixed_projection, projection
 from .metrics import (
@@ -33,4 +34,5 @@ __all__ = [
     "sample_frames", "downsample", "crop",
     "FewSamplesWarning", "BestOf", "frechet_distance", "frechet_distance_from_features", "inception_score",
     "ssim", "psnr", "best_of", "copy_last_frame",
+    "conv3d_strided", "max_pool3d", "resize_bilinear", "preprocess", "i3d_logits",
 ]

@@ -10,12 +10,23 @@ from .cells import KINDS, cell_step, init_cell
 from .configs import CONFIGS, Config, get_config
 from .discriminator import discriminate, encode, init_discriminator, init_encoder, sample_randomness
 from .ema import ema_update
+from .fvd import I3DExtractor, fvd, inception_score_of, load_extractor
 from .generator import (
     accumulate_standing_stats,
     g_ortho_penalty,
     generate,
     init_generator,
     truncated_normal_latents,
+)
+from .i3d import (
+    conv3d_strided,
+    i3d_logits,
+    init_i3d,
+    load_i3d_npz,
+    max_pool3d,
+    preprocess,
+    resize_bilinear,
+    save_i3d_npz,
 )
 from .layers import batch_norm, batch_stats, conditional_batch_norm, orthogonal_penalty, spectral_normalize
 from .losses import d_hinge_loss, g_hinge_loss, mixed_projection, projection
@@ -58,4 +69,7 @@ __all__ = [
     # metrics, section 4.1 and appendix C (NumPy/SciPy, float64)
     "FewSamplesWarning", "BestOf", "frechet_distance", "frechet_distance_from_features", "inception_score",
     "ssim", "psnr", "best_of", "copy_last_frame",
+    # FVD feature network (I3D) and pipeline; primitive twins in reference.i3d
+    "conv3d_strided", "max_pool3d", "resize_bilinear", "preprocess", "init_i3d", "i3d_logits",
+    "load_i3d_npz", "save_i3d_npz", "I3DExtractor", "load_extractor", "fvd", "inception_score_of",
 ]
