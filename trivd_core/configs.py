@@ -126,10 +126,12 @@ class Config:
 
 
 CONFIGS: dict[str, Config] = {
-    # CPU demo: 32x32, 2 -> 3 frames, narrow networks. Trains in minutes on 2 cores.
+    # CPU demo: 32x32, 2 -> 3 frames, narrow networks. Trains in minutes on 2 cores.  Not the paper's
+    # schedule: lr 1e-3 for G and D (measured on the demo, 250 steps: first predicted frame MSE 0.077 vs
+    # 0.230 with the paper's 1e-4 / 5e-4) and an EMA that can matter in a few hundred steps (0.98 from 100).
     "tiny": Config(
         name="tiny", resolution=32, t_cond=2, t_pred=3, g_ch=4, d_ch=4, z_dim=16, class_dim=16, K=2,
-        batch_size=8, ema_start=200, standing_batches=4,
+        batch_size=8, lr_g=1e-3, lr_d=1e-3, ema_decay=0.98, ema_start=100, standing_batches=4,
     ),
     # Section 4.2-4.3: medium models, channel multiplier 48.
     "paper_medium": Config(name="paper_medium", g_ch=48, d_ch=48),
