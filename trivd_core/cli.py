@@ -6,6 +6,7 @@ Subcommands:
   ``trivd info --config NAME`` prints parameter counts of G, E and every sub-discriminator and the
   pixels each discriminator processes per video (section 3.1).
 * ``trivd conform``  - check a backend or a third-party port against the reference (prints a table).
+* ``trivd bench``    - cost tables (Table 1 decompositions, Table 2 cells, warps vs bandwidth); benchmarks/.
 * ``trivd train``    - train (default: the ``tiny`` config on synthetic shapes with JAX); run directory,
   checkpoints, ``--resume``, the conformance gate (see docs/training.md).
 * ``trivd eval``     - per-frame SSIM/PSNR (best of l) of a run against the copy-last-frame baseline, FVD/IS
@@ -493,11 +494,14 @@ def main(argv: list[str] | None = None) -> int:
     p_info = sub.add_parser("info", help="versions, backends, fast paths and cell kinds")
     p_info.add_argument("--config", default=None, help="print parameter and pixel counts of a named config instead")
     sub.add_parser("conform", help="check a backend or a port against the reference (see `trivd conform -h`)", add_help=False)
+    sub.add_parser("bench", help="cost tables of Table 1 / Table 2 per backend (see `trivd bench -h`)", add_help=False)
     _add_train_parser(sub)
     _add_eval_parser(sub)
     _add_predict_parser(sub)
     if argv and argv[0] == "conform":
         return _cmd_conform(argv[1:])
+    if argv and argv[0] == "bench":
+        return int(importlib.import_module("benchmarks.run").main(argv[1:]) or 0)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
