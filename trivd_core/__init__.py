@@ -5,12 +5,15 @@ array_api_strict, JAX and torch arrays alike.  Backends register fast paths for
 the primitives in :mod:`trivd_core.ops`; nothing here imports a backend.
 """
 
-from . import ops
+from . import (
+    fvd,  # the module (trivd_core.fvd.fvd computes the distance); not shadowed by the function
+    ops,
+)
 from .cells import KINDS, cell_step, init_cell
 from .configs import CONFIGS, Config, get_config
 from .discriminator import discriminate, encode, init_discriminator, init_encoder, sample_randomness
 from .ema import ema_update
-from .fvd import I3DExtractor, fvd, inception_score_of, load_extractor
+from .fvd import I3DExtractor, inception_score_of, load_extractor
 from .generator import (
     accumulate_standing_stats,
     g_ortho_penalty,
@@ -71,5 +74,5 @@ __all__ = [
     "ssim", "psnr", "best_of", "copy_last_frame",
     # FVD feature network (I3D) and pipeline; primitive twins in reference.i3d
     "conv3d_strided", "max_pool3d", "resize_bilinear", "preprocess", "init_i3d", "i3d_logits",
-    "load_i3d_npz", "save_i3d_npz", "I3DExtractor", "load_extractor", "fvd", "inception_score_of",
+    "load_i3d_npz", "save_i3d_npz", "I3DExtractor", "load_extractor", "fvd", "inception_score_of",  # fvd: the module
 ]
