@@ -515,3 +515,19 @@ def test_synthetic_loader_and_make_dataset_options():
     np.testing.assert_array_equal(batch[1], ds.clip(1))
     with pytest.raises(DataError, match="fewer than batch_size"):
         Loader(ds, 7)
+
+
+def test_make_dataset_reports_unknown_and_ill_typed_options(tmp_path):
+    """Options reach the dataset class; a wrong name or value is a DataError naming it, not a TypeError."""
+    ds = make_dataset("synthetic", resolution=16, t=4, speed_range=[0.05, 0.1], num_shapes=1)
+    assert ds.speed_range == (0.05, 0.1) and ds.num_shapes == (1, 1)
+    with pytest.raises(DataError, match=r"unknown dataset option\(s\) bogus; SyntheticShapes accepts length, "):
+        make_dataset("synthetic", resolution=16, t=4, bogus=1)
+    with pytest.raises(DataError, match=r"unknown dataset option\(s\) pan"):  # set by the spec, not an option
+        make_dataset("synthetic:pan", resolution=16, t=4, pan=False)
+    with pytest.raises(DataError, match=r"invalid dataset option value\(s\) \(speed_range='fast'\)"):
+        make_dataset("synthetic", resolution=16, t=4, speed_range="fast")
+    path = tmp_path / "a.npy"
+    np.save(path, np.zeros((2, 6, 8, 8, 1), np.uint8))
+    with pytest.raises(DataError, match=r"unknown dataset option\(s\) colour; ArrayDataset accepts layout, "):
+        make_dataset(str(path), resolution=8, t=4, channels=1, colour=True)

@@ -60,6 +60,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import copy  # noqa: E402
 import importlib.util  # noqa: E402
+import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -377,3 +378,26 @@ def test_checkpoint_crosses_backends(cross_runs, direction):
     assert_bitwise(roundtrip, before, f"{direction}: restore in the other engine, then export")
     assert int(t["step"]) == int(j["step"]) == 2
     assert compare_steps(before, t, j, mt, mj, cfg) == []
+
+
+def test_cli_train_data_options_are_used_recorded_and_fixed_on_resume(torch_backend, tmp_path, capsys):
+    """`trivd train --data-option`: reaches the dataset, lands in config.json, is refused on --resume and when unknown."""
+    from trivd_core import cli
+    from trivd_core.evaluate import open_run
+
+    run = tmp_path / "run"
+    base = ["train", "--backend", "torch", "--skip-conformance", "--no-progress", "--workers", "0", "--steps", "1",
+            "--sample-every", "1", "--ckpt-every", "1"]
+    assert cli.main([*base, "--run-dir", str(run), "--data-option", "speed_range=[0.05, 0.1]",
+                     "--data-option", "num_shapes=1"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["args"]["data_options"] == {"speed_range": [0.05, 0.1], "num_shapes": 1}
+    assert open_run(run).data_options == {"speed_range": [0.05, 0.1], "num_shapes": 1}
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run), "--steps", "2", "--data-option", "num_shapes=2"]) == 2
+    assert "cannot change on --resume" in capsys.readouterr().err
+    assert cli.main([*base, "--run-dir", str(tmp_path / "bad"), "--data-option", "bogus=1"]) == 2
+    err = capsys.readouterr().err
+    assert "--data synthetic" in err and "unknown dataset option(s) bogus" in err
+    assert cli.main([*base, "--run-dir", str(tmp_path / "bad2"), "--data-option", "novalue"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err

@@ -74,6 +74,9 @@ def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (default: tiny config, synthetic data, JAX); see docs/training.md")
     p.add_argument("--config", default=None, help="named config (default: tiny)")
     p.add_argument("--data", default=None, help="'synthetic' (default), 'synthetic:pan', a .npy/.npz file or a video folder")
+    p.add_argument("--data-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="dataset option (repeatable; VALUE is JSON or a string), e.g. holdout=0.1, layout=TNHW, "
+                        "speed_range=[0.05,0.1]; recorded in config.json and reused by eval/predict")
     p.add_argument("--backend", default=None, help="jax (default if installed), torch, xla")
     p.add_argument("--steps", type=int, default=None,
                    help=f"total training steps (each: d_steps D updates + 1 G update); default {DEFAULT_TRAIN_STEPS}")
@@ -128,12 +131,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         for k in ("steps", "sample_every", "ckpt_every", "log_every", "keep", "backend", "devices"):
             if k in explicit:
                 opts[k] = explicit[k]
+        if args.data_option:
+            print("trivd train: --data-option cannot change on --resume (the run's data options come from its "
+                  "config.json)", file=sys.stderr)
+            return 2
         if args.run_dir is not None and Path(args.run_dir) != run_dir:
             print("trivd train: --run-dir and --resume name different folders; --resume continues in place",
                   file=sys.stderr)
             return 2
     else:
         opts = {**_TRAIN_DEFAULTS, **explicit}
+        try:
+            opts["data_options"] = _parse_options("train", args.data_option or [])
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         overrides = {"batch_size": args.batch_size} if args.batch_size is not None else {}
         try:
             config = get_config(opts["config"], **overrides)
@@ -167,7 +179,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 2
     try:
         dataset = make_dataset(opts["data"], resolution=config.resolution, t=config.t_total, channels=config.channels,
-                               split="train", seed=opts["seed"])
+                               split="train", seed=opts["seed"], **opts.get("data_options", {}))
     except DataError as exc:
         print(f"trivd train: --data {opts['data']}: {exc}", file=sys.stderr)
         return 2
@@ -185,8 +197,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return ok, report
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    saved_args = {k: opts[k] for k in ("config", "data", "backend", "steps", "seed", "sample_every", "ckpt_every",
-                                        "log_every", "keep", "devices") if k in opts}
+    saved_args = {k: opts[k] for k in ("config", "data", "data_options", "backend", "steps", "seed", "sample_every",
+                                        "ckpt_every", "log_every", "keep", "devices") if k in opts}
     saved_args["batch_size"] = config.batch_size
     options = TrainOptions(run_dir=run_dir, steps=opts["steps"], seed=opts["seed"], log_every=opts["log_every"],
                            sample_every=opts["sample_every"], ckpt_every=opts["ckpt_every"], keep=opts["keep"],
@@ -226,7 +238,8 @@ def _add_model_args(p) -> None:
     p.add_argument("--standing-batches", type=int, default=None,
                    help="batches of real conditioning frames for the standing statistics (default: the config's)")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option (repeatable), e.g. holdout=0.1, protocol=original, layout=TNHW")
+                   help="dataset option (repeatable), e.g. holdout=0.1, protocol=original, layout=TNHW "
+                        "(default: the run's own, when --data is not given)")
     p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
 
 
@@ -356,6 +369,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         options = _parse_options("eval", args.data_option)
         run, model, backend_name = _model_from_args("eval", args)
         cfg = run.config
+        if not options and args.data is None:
+            options = run.data_options  # the run's own --data-option values go with its data
         data = args.data or run.data or "synthetic"
         kw = {"resolution": cfg.resolution, "t": cfg.t_total, "channels": cfg.channels, "seed": run.seed, **options}
         try:
@@ -452,6 +467,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         options = _parse_options("predict", args.data_option)
         run, model, backend_name = _model_from_args("predict", args)
         cfg = run.config
+        if not options and args.data is None:
+            options = run.data_options  # the run's own --data-option values go with its data
         frames = read_input(args.input, cfg)
         if args.motion:
             check_motion_cell(cfg)  # before any standing-statistics work

@@ -135,6 +135,11 @@ class RunCheckpoint:
         return (self.run_config.get("args") or {}).get("data")
 
     @property
+    def data_options(self) -> dict:
+        """The run's ``--data-option`` values (``{}`` if none or unknown)."""
+        return dict((self.run_config.get("args") or {}).get("data_options") or {})
+
+    @property
     def seed(self) -> int:
         return int(self.run_config.get("seed", self.meta.get("seed", 0)) or 0)
 

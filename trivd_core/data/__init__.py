@@ -13,6 +13,7 @@ See docs/data.md for the formats, options and the determinism / resume guarantee
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,16 +87,35 @@ def make_dataset(
     """
     text = os.fspath(spec)
     if text in ("synthetic", "synthetic:pan"):
-        return SyntheticShapes(resolution, t, channels, seed=seed, split=split, pan=text.endswith(":pan"), **options)
+        return _build(SyntheticShapes, text, options, resolution, t, channels, seed=seed, split=split,
+                      pan=text.endswith(":pan"))
     if text.startswith("synthetic"):
         raise DataError(f"unknown synthetic dataset {text!r}: use 'synthetic' or 'synthetic:pan'")
     if text.startswith("bair:"):
-        return BairDataset(text[len("bair:"):], resolution=resolution, t=t, channels=channels, split=split, **options)
+        return _build(BairDataset, text, options, text[len("bair:"):], resolution=resolution, t=t, channels=channels,
+                      split=split)
     path = Path(text)
     if not path.exists():
         raise DataError(f"dataset path {text!r} does not exist (nor is it 'synthetic' or 'synthetic:pan')")
     if path.is_file() and path.suffix.lower() in (".npy", ".npz"):
-        return ArrayDataset(path, resolution=resolution, t=t, channels=channels, split=split, **options)
+        return _build(ArrayDataset, text, options, path, resolution=resolution, t=t, channels=channels, split=split)
     if path.is_dir():
-        return VideoFolderDataset(path, resolution=resolution, t=t, channels=channels, split=split, **options)
+        return _build(VideoFolderDataset, text, options, path, resolution=resolution, t=t, channels=channels,
+                      split=split)
     raise DataError(f"dataset path {text!r} is neither a .npy/.npz file nor a folder of videos")
+
+
+def _build(cls, spec: str, options: dict, *args, **fixed):
+    """``cls(*args, **fixed, **options)`` with unknown or ill-typed ``options`` reported as :class:`DataError`."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
+    taken = {p.name for p in params[:len(args)]} | set(fixed)
+    accepted = [p.name for p in params if p.name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise DataError(f"{spec!r}: unknown dataset option(s) {', '.join(unknown)}; {cls.__name__} accepts "
+                        f"{', '.join(accepted) or 'none'}")
+    try:
+        return cls(*args, **fixed, **options)
+    except (TypeError, AttributeError) as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise DataError(f"{spec!r}: invalid dataset option value(s) ({given}): {exc}") from exc
