@@ -11,6 +11,8 @@ runs - slowly - on any compliant namespace, ``array_api_strict`` included:
 * ``avg_pool``          non-overlapping ``s x s`` mean by reshape,
 * ``upsample_nearest``  nearest-neighbour ``x s`` by broadcast and reshape,
 * ``adaptive_max_pool`` the adaptive max-pool of the hyper-network (F.1),
+* ``warp_taps``         the sum over kernel taps of Eq. 11 (pixelwise warping,
+                        appendix B) as a sum of shifted products,
 * ``stop_gradient``     identity here (NumPy has no autodiff).
 
 Layout follows ARCHITECTURE.md: channels last, kernels HWIO / THWIO.
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterator
 
 from array_api_compat import array_namespace, device
 
-from ._validate import check_array, check_positive_int
+from ._validate import check_array, check_kernel_size, check_positive_int, same_namespace
 
 __all__ = [
     "OPS",
@@ -47,6 +49,7 @@ __all__ = [
     "avg_pool",
     "upsample_nearest",
     "adaptive_max_pool",
+    "warp_taps",
     "stop_gradient",
     "sigmoid",
     "relu",
@@ -54,7 +57,7 @@ __all__ = [
 ]
 
 #: Names a backend may supply a fast path for.
-OPS = ("pad_hw", "conv2d", "conv3d", "avg_pool", "upsample_nearest", "adaptive_max_pool", "stop_gradient",
+OPS = ("pad_hw", "conv2d", "conv3d", "avg_pool", "upsample_nearest", "adaptive_max_pool", "warp_taps", "stop_gradient",
        # used by the I3D feature network (trivd_core/i3d.py, FVD)
        "conv3d_strided", "max_pool3d", "resize_bilinear")
 
@@ -292,6 +295,58 @@ def adaptive_max_pool(x, out_hw: tuple[int, int] = (4, 4)):
         cols = [xp.max(x[:, i0:i1, j0:j1, :], axis=(1, 2)) for j0, j1 in adaptive_bins(x.shape[2], ow)]
         rows.append(xp.stack(cols, axis=1))
     return xp.stack(rows, axis=1)
+
+
+# ---------------------------------------------------------------------------
+# pixelwise warping (the inner sum of trivd_core.warping.pixelwise_warp)
+
+
+def warp_taps(h, W, k: int):
+    r"""Sum over the ``k*k`` kernel taps of Eq. 11 (appendix B): a dynamic depth-wise locally connected layer.
+
+    ``out[b,i,j,c] = sum_{m,n in [0,k-1]} W[b,i,j,m*k+n] * h_pad[b, i+m, j+n, c]``
+    with ``h_pad`` the map ``h`` zero-padded by ``p = (k-1)/2`` on both spatial axes,
+    i.e. the tap ``q = m*k + n`` reads ``h`` at ``(i + m - p, j + n - p)`` and zero
+    outside the map.  :func:`trivd_core.warping.pixelwise_warp` is the public,
+    documented form; this is the hook a backend may replace (the generic code below
+    materialises each of the ``k*k`` products and partial sums as a full-size array).
+
+    Args:
+        h: ``(B, H, W, C)`` floating map.
+        W: ``(B, H, W, k*k)`` per-pixel tap weights, same dtype and namespace as ``h``.
+        k: odd positive kernel size.
+
+    Returns:
+        ``(B, H, W, C)``.
+    """
+    fn = "warp_taps"
+    k = check_kernel_size(fn, k)
+    dims: dict[str, int] = {}
+    check_array(fn, "h", h, ("B", "H", "W", "C"), dims)
+    check_array(fn, "W", W, ("B", "H", "W", k * k), dims)
+    xp = same_namespace(fn, h=h, W=W)
+    fast = _fast("warp_taps", xp)
+    if fast is not None:
+        return fast(h, W, k)
+    return shifted_tap_sum(h, W, k, lambda x, ph, pw: _pad_hw(xp, x, ph, pw))
+
+
+def shifted_tap_sum(h, W, k: int, pad_hw: Callable):
+    """The generic body of :func:`warp_taps`: ``sum_q W[..., q] * shift_q(h_pad)``, each product a new array.
+
+    ``pad_hw(x, ph, pw)`` zero-pads the two spatial axes; backends whose compiler fuses
+    the sum (XLA) use this body with their own padding.  No argument checks.
+    """
+    H, Wd = h.shape[1], h.shape[2]
+    p = (k - 1) // 2
+    h_pad = pad_hw(h, p, p)
+    out = None
+    for m in range(k):
+        for n in range(k):
+            q = m * k + n
+            term = W[:, :, :, q : q + 1] * h_pad[:, m : m + H, n : n + Wd, :]
+            out = term if out is None else out + term
+    return out
 
 
 # ---------------------------------------------------------------------------

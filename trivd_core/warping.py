@@ -55,8 +55,11 @@ def pixelwise_warp(h, W, k: int = 3):
     ``h_tilde[b,i,j,c] = sum_{m,n in [0,k-1]} W[b,i,j,m*k+n] * h[b, i+m-(k-1)/2, j+n-(k-1)/2, c]``
     with ``h`` zero-padded by ``(k-1)/2`` (a dynamic depth-wise locally connected layer).
 
-    Computed as a sum over the ``k*k`` taps of a shifted slice of the padded ``h``
-    times the tap's weight plane, so it is differentiable w.r.t. ``h`` and ``W``.
+    The sum is :func:`trivd_core.ops.warp_taps`: generically a sum over the ``k*k``
+    taps of a shifted slice of the padded ``h`` times the tap's weight plane; a
+    backend may register a fast path for it (torch accumulates into one buffer and
+    has its own backward).  Either way it is differentiable w.r.t. ``h`` and ``W``
+    under the backend's autodiff.
 
     Args:
         h: ``(B, H, W, C)`` floating map.
@@ -73,16 +76,7 @@ def pixelwise_warp(h, W, k: int = 3):
     check_array(fn, "W", W, ("B", "H", "W", None), dims)
     _check_taps(fn, "W", W, 3, k)
     _namespace(fn, h=h, W=W)
-    H, Wd = h.shape[1], h.shape[2]
-    p = (k - 1) // 2
-    h_pad = ops.pad_hw(h, p, p)
-    h_tilde = None
-    for m in range(k):
-        for n in range(k):
-            q = m * k + n
-            term = W[:, :, :, q : q + 1] * h_pad[:, m : m + H, n : n + Wd, :]
-            h_tilde = term if h_tilde is None else h_tilde + term
-    return h_tilde
+    return ops.warp_taps(h, W, k)
 
 
 def factorized_kernels(w, S):

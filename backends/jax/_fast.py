@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 
 from trivd_core.i3d import same_padding  # also adds the I3D op names to the fast-path hook
-from trivd_core.ops import adaptive_bins
+from trivd_core.ops import adaptive_bins, shifted_tap_sum
 
 __all__ = [
     "FAST_PATHS",
@@ -30,6 +30,7 @@ __all__ = [
     "avg_pool",
     "upsample_nearest",
     "adaptive_max_pool",
+    "warp_taps",
     "stop_gradient",
     "conv3d_strided",
     "max_pool3d",
@@ -58,16 +59,43 @@ def conv2d(x, w, b=None):
 
 
 def conv3d(x, w, b=None):
-    kt, kh, kw = w.shape[0], w.shape[1], w.shape[2]
-    y = lax.conv_general_dilated(
-        x,
-        w,
-        window_strides=(1, 1, 1),
-        padding=[((kt - 1) // 2,) * 2, ((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2],
-        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
-        precision=_HIGHEST,
-    )
+    if jax.default_backend() == "cpu":
+        y = _conv3d_as_conv2d(x, w)
+    else:
+        kt, kh, kw = w.shape[0], w.shape[1], w.shape[2]
+        y = lax.conv_general_dilated(
+            x,
+            w,
+            window_strides=(1, 1, 1),
+            padding=[((kt - 1) // 2,) * 2, ((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2],
+            dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+            precision=_HIGHEST,
+        )
     return y if b is None else y + b
+
+
+def _conv3d_as_conv2d(x, w):
+    r"""The SAME 3-D convolution as one 2-D convolution of the frames (used on XLA:CPU).
+
+    ``y[b,t] = sum_d conv2d(x_pad[b, t + d], w[d])`` with ``x`` zero-padded by ``p_t = (kt-1)/2``
+    frames in time; the ``kt`` time-shifted copies are stacked on the channel axis (index
+    ``d*C_in + c``) and the kernel is reshaped to match, ``(kh, kw, kt*C_in, C_out)``, so the sum
+    over ``d`` is part of the 2-D convolution's contraction.  The frames of all clips form its batch
+    (``B*T``).  On XLA:CPU, at the shapes of D's video blocks, forward plus both gradients of this
+    form ran 3-10x faster than ``conv_general_dilated`` in 3-D (docs/benchmarks.md, "Findings");
+    the price is the ``kt``-fold copy of ``x`` it makes (and keeps for the backward pass).
+    """
+    B, T, H, W, C = x.shape
+    kt, kh, kw, _, C_out = w.shape
+    if kt == 1:
+        xc, wc = jnp.reshape(x, (B * T, H, W, C)), w[0]
+    else:
+        pt = (kt - 1) // 2
+        xp = jnp.pad(x, [(0, 0), (pt, pt), (0, 0), (0, 0), (0, 0)])
+        xc = jnp.concatenate([xp[:, d : d + T] for d in range(kt)], axis=-1)
+        xc = jnp.reshape(xc, (B * T, H, W, kt * C))
+        wc = jnp.reshape(jnp.transpose(w, (1, 2, 0, 3, 4)), (kh, kw, kt * C, C_out))
+    return jnp.reshape(conv2d(xc, wc), (B, T, H, W, C_out))
 
 
 def avg_pool(x, s):
@@ -90,6 +118,13 @@ def adaptive_max_pool(x, out_hw):
     for i0, i1 in adaptive_bins(H, oh):
         rows.append(jnp.stack([jnp.max(x[:, i0:i1, j0:j1, :], axis=(1, 2)) for j0, j1 in adaptive_bins(W, ow)], axis=1))
     return jnp.stack(rows, axis=1)
+
+
+def warp_taps(h, W, k):
+    # Eq. 11 as the generic sum of k*k shifted products: under jit XLA fuses the products and the
+    # sum into one loop over the output (no full-size temporaries), which is what a hand-fused
+    # version would do; eager calls dispatch op by op as the generic code does.
+    return shifted_tap_sum(h, W, k, pad_hw)
 
 
 def stop_gradient(x):
@@ -138,6 +173,7 @@ FAST_PATHS = {
     "avg_pool": avg_pool,
     "upsample_nearest": upsample_nearest,
     "adaptive_max_pool": adaptive_max_pool,
+    "warp_taps": warp_taps,
     "stop_gradient": stop_gradient,
     "conv3d_strided": conv3d_strided,
     "max_pool3d": max_pool3d,
