@@ -24,6 +24,7 @@ import os
 import array_api_strict
 import numpy as np
 import pytest
+from _test_helpers import tree_leaves, tree_map
 from numpy.lib.stride_tricks import sliding_window_view
 
 from trivd_core import discriminator as D
@@ -32,20 +33,6 @@ from trivd_core.configs import DECOMPOSITIONS as CONFIG_DECOMPOSITIONS
 from trivd_core.configs import get_config
 
 B = 2
-
-
-def tree_map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: tree_map(fn, v) for k, v in tree.items()}
-    return fn(tree)
-
-
-def tree_leaves(tree, path=()):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from tree_leaves(v, (*path, k))
-    else:
-        yield path, tree
 
 
 def model(decomposition="stronger", seed=0, dtype=np.float32, **overrides):

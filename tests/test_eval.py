@@ -23,14 +23,13 @@ also compares it with torch) is marked ``slow``.  Config: the tiny one narrowed 
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
 import json
 import math
 
 import numpy as np
 import pytest
+from _test_helpers import init_tree
 
 from trivd_core import generator, metrics
 from trivd_core.cli import main
@@ -54,35 +53,9 @@ from trivd_core.train.checkpoint import save_checkpoint
 CFG = get_config("tiny", g_ch=2, d_ch=2, batch_size=4, standing_batches=2)
 
 
-@functools.lru_cache(maxsize=4)
-def _init_tree(cfg, seed=0):
-    """The engine's step-0 export: torch ``engine.init`` when torch is installed, else the same tree by hand.
-
-    Cached per (config, seed); callers only read it (``save_checkpoint`` writes a copy).
-    """
-    if importlib.util.find_spec("torch") is not None:
-        import backends
-
-        engine = backends.load("torch").engine(cfg)
-        return engine.export(engine.init(seed)), "torch"
-    else:  # torch missing: the tree engine.init builds (G+E, then D, from one generator; zero Adam moments)
-        from trivd_core.discriminator import init_discriminator
-
-        rng = np.random.default_rng(seed)
-        gp, gs = generator.init_generator(cfg, rng)
-        dp, ds = init_discriminator(cfg, rng)
-
-        def zeros(t):
-            return {k: zeros(v) for k, v in t.items()} if isinstance(t, dict) else np.zeros_like(t)
-
-        return {"step": np.int64(0), "g_params": gp, "g_state": gs, "d_params": dp, "d_state": ds, "ema": gp,
-                "opt_g": {"mu": zeros(gp), "nu": zeros(gp), "count": np.int64(0)},
-                "opt_d": {"mu": zeros(dp), "nu": zeros(dp), "count": np.int64(0)}}, "numpy"
-
-
 def make_run(path, cfg=CFG, *, step=3, data="synthetic", tree=None):
     if tree is None:
-        tree, backend = _init_tree(cfg)
+        tree, backend = init_tree(cfg)
     else:
         backend = "numpy"
     path.mkdir(parents=True, exist_ok=True)
@@ -109,7 +82,7 @@ def numpy_backend():
 
 def test_open_run_finds_the_newest_intact_checkpoint(tmp_path):
     run = make_run(tmp_path / "r", step=3)
-    tree, _ = _init_tree(CFG)
+    tree, _ = init_tree(CFG)
     save_checkpoint(run / "checkpoints", tree, step=9, meta={"config": CFG.to_dict()})
     assert open_run(run).step == 9
     assert open_run(run / "checkpoints").step == 9
@@ -315,7 +288,7 @@ def test_eval_errors(run_dir, tmp_path, capsys):
 
 
 def test_eval_refuses_a_diverged_checkpoint(tmp_path, capsys):
-    tree = dict(_init_tree(CFG)[0])
+    tree = dict(init_tree(CFG)[0])
     ema = {"E": tree["ema"]["E"], "G": dict(tree["ema"]["G"])}
     ema["G"]["out_conv"] = {**ema["G"]["out_conv"], "b": np.full_like(ema["G"]["out_conv"]["b"], np.nan)}
     run = make_run(tmp_path / "nan", tree={**tree, "ema": ema})

@@ -15,37 +15,15 @@ subtraction of the mean, so accumulated rounding stays below ~100 * 6e-8 = 6e-6.
 
 from __future__ import annotations
 
-import array_api_strict
 import numpy as np
 import pytest
+from _test_helpers import NAMESPACES, close32, close64, to_np, to_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference import layers as ref
 from trivd_core import layers as core
 from trivd_core import ops
-
-NAMESPACES = ["numpy", "array_api_strict"]
-
-
-def to_ns(ns, a):
-    if isinstance(a, dict):
-        return {k: to_ns(ns, v) for k, v in a.items()}
-    return np.asarray(a) if ns == "numpy" else array_api_strict.asarray(np.asarray(a))
-
-
-def to_np(a):
-    return np.asarray(a)
-
-
-def close64(got, want):
-    np.testing.assert_allclose(to_np(got), want, rtol=1e-10, atol=1e-12)
-
-
-def close32(got, want):
-    got = to_np(got)
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got.astype(np.float64), want, rtol=2e-5, atol=2e-5)
 
 
 def cast(tree, dtype):

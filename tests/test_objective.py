@@ -16,26 +16,13 @@ import os
 
 import numpy as np
 import pytest
+from _test_helpers import tree_leaves, tree_map
 
 from trivd_core import discriminator as D
 from trivd_core import losses, objective, ops
 from trivd_core.configs import get_config
 
 B = 2
-
-
-def tree_map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: tree_map(fn, v) for k, v in tree.items()}
-    return fn(tree)
-
-
-def tree_leaves(tree, path=()):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from tree_leaves(v, (*path, k))
-    else:
-        yield path, tree
 
 
 def setup(decomposition="stronger", seed=0, **overrides):

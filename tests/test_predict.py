@@ -26,12 +26,11 @@ relative) and ``e^-50`` leakage, times displacements of at most 8 pixels: 1e-5 a
 from __future__ import annotations
 
 import colorsys
-import functools
-import importlib.util
 import json
 
 import numpy as np
 import pytest
+from _test_helpers import init_tree
 
 from trivd_core import generator
 from trivd_core.cli import main
@@ -59,28 +58,6 @@ EXPECTED = {(0, 1): (-8.0, -4.0), (0, 1, 2): (-6.0, -2.0), (2,): (2.0, 2.0), (0,
 ATOL = 1e-5
 
 
-@functools.lru_cache(maxsize=8)
-def _init_tree(cfg, seed=0):
-    """The engine's step-0 export (see tests/test_eval.py); read-only."""
-    from trivd_core.discriminator import init_discriminator
-
-    if importlib.util.find_spec("torch") is not None:
-        import backends
-
-        engine = backends.load("torch").engine(cfg)
-        return engine.export(engine.init(seed))
-    rng = np.random.default_rng(seed)
-    gp, gs = generator.init_generator(cfg, rng)
-    dp, ds = init_discriminator(cfg, rng)
-
-    def zeros(t):
-        return {k: zeros(v) for k, v in t.items()} if isinstance(t, dict) else np.zeros_like(t)
-
-    return {"step": np.int64(0), "g_params": gp, "g_state": gs, "d_params": dp, "d_state": ds, "ema": gp,
-            "opt_g": {"mu": zeros(gp), "nu": zeros(gp), "count": np.int64(0)},
-            "opt_d": {"mu": zeros(dp), "nu": zeros(dp), "count": np.int64(0)}}
-
-
 def _copy(tree):
     return {k: _copy(v) for k, v in tree.items()} if isinstance(tree, dict) else np.array(tree)
 
@@ -106,7 +83,7 @@ def hand_set(params, kind, taps=TAPS):
 
 
 def make_run(path, cfg=CFG, *, hand=False):
-    tree = dict(_init_tree(cfg))
+    tree = dict(init_tree(cfg)[0])
     if hand:
         tree["ema"] = hand_set(tree["ema"], cfg.cell)
         tree["g_params"] = hand_set(tree["g_params"], cfg.cell)

@@ -24,6 +24,7 @@ import array_api_strict as xs
 import numpy as np
 import pytest
 import scipy.ndimage
+from _test_helpers import shift, warp_adjoint
 from array_api_compat import array_namespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,17 +64,6 @@ def impl(request):
 @pytest.fixture(params=list(CORE_NS))
 def asarray(request):
     return CORE_NS[request.param]
-
-
-def shift(h, dy, dx):
-    """``out[:, i, j] = h[:, i + dy, j + dx]`` where that is inside the image, else 0 (NumPy slicing)."""
-    out = np.zeros_like(h)
-    H, W = h.shape[1], h.shape[2]
-    i0, i1 = max(0, -dy), min(H, H - dy)
-    j0, j1 = max(0, -dx), min(W, W - dx)
-    if i0 < i1 and j0 < j1:
-        out[:, i0:i1, j0:j1] = h[:, i0 + dy : i1 + dy, j0 + dx : j1 + dx]
-    return out
 
 
 def np_softmax(z, axis):
@@ -381,19 +371,6 @@ def test_factorized_softmax_rows_are_distributions(data, which):
 # autodiff (jax, torch): gradients vs the hand-derived adjoint of Eq. 11
 
 
-def _adjoint(h, W, g, k):
-    """For L = sum(g * pixelwise_warp(h, W)): dL/dW and dL/dh, from NumPy slicing."""
-    p = (k - 1) // 2
-    dW = np.zeros_like(W)
-    dh = np.zeros_like(h)
-    for m in range(k):
-        for n in range(k):
-            q = m * k + n
-            dW[..., q] = np.sum(g * shift(h, m - p, n - p), axis=-1)
-            dh += shift(W[..., q : q + 1] * g, -(m - p), -(n - p))
-    return dh, dW
-
-
 @pytest.mark.parametrize("k,shape", [(3, (2, 4, 5, 3)), (5, (1, 3, 6, 1))])
 def test_torch_gradients(k, shape):
     torch = pytest.importorskip("torch")
@@ -407,7 +384,7 @@ def test_torch_gradients(k, shape):
     assert isinstance(out, torch.Tensor)
     assert_close64(out.detach(), ref.pixelwise_warp(h, W, k))
     (out * torch.tensor(g)).sum().backward()
-    dh, dW = _adjoint(h, W, g, k)
+    dh, dW = warp_adjoint(h, W, g, k)
     np.testing.assert_allclose(ht.grad.numpy(), dh, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(Wt.grad.numpy(), dW, rtol=1e-10, atol=1e-12)
 
@@ -438,7 +415,7 @@ def test_jax_gradients_and_jit():
         return jnp.sum(core.pixelwise_warp(hj, Wj, k) * g)
 
     dh, dW = jax.grad(loss, argnums=(0, 1))(jnp.asarray(h), jnp.asarray(W))
-    want_dh, want_dW = _adjoint(h.astype(np.float64), W.astype(np.float64), g.astype(np.float64), k)
+    want_dh, want_dW = warp_adjoint(h.astype(np.float64), W.astype(np.float64), g.astype(np.float64), k)
     # float32: each gradient entry is a sum of at most k*k (dh) or C (dW) products of O(1) values
     np.testing.assert_allclose(np.asarray(dh), want_dh, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(dW), want_dW, rtol=1e-5, atol=1e-5)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _backend_bounds import assert_within, two_sums_bound
+from _test_helpers import warp_adjoint
 from array_api_compat import array_namespace
 
 from reference import warping as ref
@@ -42,28 +43,6 @@ CASES = [
 ]
 
 
-def _shift(x, dy, dx):
-    """``y[:, i, j] = x[:, i + dy, j + dx]``, zero outside ``x``."""
-    y = np.zeros_like(x)
-    H, W = x.shape[1], x.shape[2]
-    i0, i1 = max(0, -dy), min(H, H - dy)
-    j0, j1 = max(0, -dx), min(W, W - dx)
-    if i0 < i1 and j0 < j1:
-        y[:, i0:i1, j0:j1] = x[:, i0 + dy : i1 + dy, j0 + dx : j1 + dx]
-    return y
-
-
-def _adjoint(h, W, G, k):
-    """``(dL/dh, dL/dW)`` of ``L = sum(G * warp(h, W))`` by NumPy slicing (``h``, ``W``, ``G`` float64)."""
-    p = (k - 1) // 2
-    dh, dW = np.zeros_like(h), np.zeros_like(W)
-    for q in range(k * k):
-        dy, dx = q // k - p, q % k - p
-        dW[..., q] = np.sum(G * _shift(h, dy, dx), axis=-1)
-        dh += _shift(W[..., q : q + 1] * G, -dy, -dx)
-    return dh, dW
-
-
 def _draw(case, dtype):
     shape, k = CASES[case]
     rng = np.random.default_rng(700 + case)
@@ -80,7 +59,7 @@ def _bounds(h, W, G, k, dtype):
     """Elementwise bounds for (out, dh, dW) between two evaluations of the same sums."""
     a = [np.abs(x.astype(np.float64)) for x in (h, W, G)]
     out_abs = ref.pixelwise_warp(a[0], a[1], k)
-    dh_abs, dW_abs = _adjoint(a[0], a[1], a[2], k)
+    dh_abs, dW_abs = warp_adjoint(a[0], a[1], a[2], k)
     return (two_sums_bound(out_abs, k * k, dtype), two_sums_bound(dh_abs, k * k, dtype),
             two_sums_bound(dW_abs, h.shape[-1], dtype))
 
@@ -124,7 +103,7 @@ def test_fast_path_gradients(backend, dtype, case):
     with ops.generic_only():
         _, (dh_g, dW_g) = grad(hb, Wb)
     _, dh_bound, dW_bound = _bounds(h, W, G, k, dtype)
-    dh_ref, dW_ref = _adjoint(*(x.astype(np.float64) for x in (h, W, G)), k)
+    dh_ref, dW_ref = warp_adjoint(*(x.astype(np.float64) for x in (h, W, G)), k)
     what = f"warp_taps {h.shape} k={k} [{dtype}]"
     for name, got, generic, expected, bound in (("dh", dh, dh_g, dh_ref, dh_bound), ("dW", dW, dW_g, dW_ref, dW_bound)):
         got = backend.to_numpy(got)
