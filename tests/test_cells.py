@@ -36,6 +36,7 @@ from __future__ import annotations
 import array_api_strict as xps
 import numpy as np
 import pytest
+from _test_helpers import to_np, tree_map
 from array_api_compat import array_namespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,12 +69,6 @@ SHAPES = [
 
 # ---------------------------------------------------------------------------
 # helpers
-
-
-def tree_map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: tree_map(fn, v) for k, v in tree.items()}
-    return fn(tree)
 
 
 def tree_leaves(tree, path=()):
@@ -112,10 +107,6 @@ def make(kind, B, H, W, c_in, c_h, k, seed=0, dtype=np.float64, n_kernels=None):
 
 def to_strict(tree):
     return tree_map(lambda a: xps.asarray(a), tree)
-
-
-def to_np(a):
-    return np.asarray(a)
 
 
 def run_core(kind, p, h, x, **kw):

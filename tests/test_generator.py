@@ -15,6 +15,7 @@ import os
 import array_api_strict as xps
 import numpy as np
 import pytest
+from _test_helpers import tree_map
 
 from trivd_core import cells, discriminator, ema, generator
 from trivd_core.configs import get_config
@@ -24,12 +25,6 @@ CFG = get_config("tiny")  # 32x32x3, 2 -> 3 frames, g_ch 4, z_dim 16, class_dim 
 # float32 forward passes of ~40 layers: the same weights on another namespace / under
 # jit agree to a few ulps of the activations; 1e-4 on outputs in [-1, 1] leaves a wide margin.
 F32_ATOL = 1e-4
-
-
-def tree_map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: tree_map(fn, v) for k, v in tree.items()}
-    return fn(tree)
 
 
 def tree_paths(tree, prefix=()):

@@ -9,24 +9,14 @@ rtol = atol = 1e-6, since a mean of at most 16 O(1) values carries at most
 
 from __future__ import annotations
 
-import array_api_strict
 import numpy as np
 import pytest
+from _test_helpers import NAMESPACES, to_np, to_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference import video as ref
 from trivd_core import video as core
-
-NAMESPACES = ["numpy", "array_api_strict"]
-
-
-def to_ns(ns, a):
-    return np.asarray(a) if ns == "numpy" else array_api_strict.asarray(np.asarray(a))
-
-
-def to_np(a):
-    return np.asarray(a)
 
 
 def make_video(shape, seed=0, dtype=np.float64):
