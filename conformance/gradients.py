@@ -64,7 +64,7 @@ import numpy as np
 
 from ._tree import tree_replace
 from .records import DTYPES, OpRecord, Tol, cotangents, differentiable_view, name_matches, rng_for, scalarize
-from .runner import Result, SkipEntry, _as_records, _to_float64, load_skips, reference_outputs
+from .runner import Result, SkipEntry, _as_records, _conclude, _to_float64, load_skips, reference_outputs
 from .targets import BackendTarget, Target, _lookup, get_target
 
 __all__ = [
@@ -344,17 +344,7 @@ def run_grad_one(
             errs.append(chk.err)
             rels.append(chk.err / (chk.scale + tol.atol / tol.rtol))
         problems += [f"[{case}] {p}" for p in chk.problems]
-    res.max_abs = max(errs) if errs else math.nan
-    res.max_rel = max(rels) if rels else math.nan
-    if problems:
-        res.status, res.message = "fail", " | ".join(problems)
-    if entry is not None:  # xfail
-        if res.status == "fail":
-            res.status, res.message = "xfail", f"{entry.reason} ({res.message})"
-        else:
-            res.status = "fail"
-            res.message = f"listed as xfail ({entry.source}: {entry.reason}) but passes; remove the entry"
-    return res
+    return _conclude(res, errs, rels, problems, entry)
 
 
 def run_gradients(

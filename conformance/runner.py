@@ -239,6 +239,23 @@ def _as_records(records: Sequence[OpRecord | str] | str | None) -> list[OpRecord
     return out
 
 
+def _conclude(res: Result, abs_errs: Sequence[float], rel_errs: Sequence[float], problems: Sequence[str],
+              entry: SkipEntry | None) -> Result:
+    """Fill ``res``'s largest errors and status: ``fail`` on any problem; an xfail ``entry`` turns a
+    failure into ``xfail`` and a pass into a ``fail`` that asks to remove the stale entry."""
+    res.max_abs = max(abs_errs) if abs_errs else math.nan
+    res.max_rel = max(rel_errs) if rel_errs else math.nan
+    if problems:
+        res.status, res.message = "fail", " | ".join(problems)
+    if entry is not None:  # xfail entry
+        if res.status == "fail":
+            res.status, res.message = "xfail", f"{entry.reason} ({res.message})"
+        else:
+            res.status = "fail"
+            res.message = f"listed as xfail ({entry.source}: {entry.reason}) but passes; remove the entry"
+    return res
+
+
 def run_one(target: Target, record: OpRecord, dtype: str, skips: Sequence[SkipEntry] = ()) -> Result:
     """Run one record in one dtype on ``target`` (all of its cases)."""
     tol = record.tolerances[dtype]
@@ -284,17 +301,7 @@ def run_one(target: Target, record: OpRecord, dtype: str, skips: Sequence[SkipEn
             rel_errs.append(cmp.max_rel)
         if not cmp.ok:
             problems.append(f"[{case}] {cmp.message}")
-    res.max_abs = max(abs_errs) if abs_errs else math.nan
-    res.max_rel = max(rel_errs) if rel_errs else math.nan
-    if problems:
-        res.status, res.message = "fail", " | ".join(problems)
-    if entry is not None:  # xfail entry
-        if res.status == "fail":
-            res.status, res.message = "xfail", f"{entry.reason} ({res.message})"
-        else:
-            res.status = "fail"
-            res.message = f"listed as xfail ({entry.source}: {entry.reason}) but passes; remove the entry"
-    return res
+    return _conclude(res, abs_errs, rel_errs, problems, entry)
 
 
 def run(

@@ -192,3 +192,51 @@ def test_four_devices_equal_one_device(tmp_path):
         total += d.size
         close += int((d <= 1e-5).sum())
     assert close >= 0.99 * total, (close, total)
+
+
+# ---------------------------------------------------------------------------- XLA:CPU optimisation of the step
+
+
+def test_train_opt_argument_environment_and_errors(monkeypatch):
+    from backends.jax import engine as jax_engine
+
+    monkeypatch.delenv("TRIVD_JAX_TRAIN_OPT", raising=False)
+    assert jax_engine.JaxEngine(CFG, devices=1).train_opt == "fast-compile"
+    assert jax_engine.JaxEngine(CFG, devices=1, train_opt="full").train_opt == "full"
+    monkeypatch.setenv("TRIVD_JAX_TRAIN_OPT", "full")
+    assert jax_engine.JaxEngine(CFG, devices=1).train_opt == "full"
+    assert jax_engine.JaxEngine(CFG, devices=1, train_opt="fast-compile").train_opt == "fast-compile"  # argument wins
+    with pytest.raises(ValueError, match=r"argument 'train_opt' must be 'fast-compile' or 'full', got 'O3'"):
+        jax_engine.JaxEngine(CFG, devices=1, train_opt="O3")
+    monkeypatch.setenv("TRIVD_JAX_TRAIN_OPT", "fast")
+    with pytest.raises(ValueError, match=r"TRIVD_JAX_TRAIN_OPT must be 'fast-compile' or 'full', got 'fast'"):
+        jax_engine.JaxEngine(CFG, devices=1)
+    # on the CPU only fast-compile changes XLA's options
+    assert jax_engine._compiler_options("full") is None
+    assert jax_engine._compiler_options("fast-compile") == {"xla_backend_optimization_level": 0,
+                                                            "xla_llvm_disable_expensive_passes": True}
+
+
+@pytest.mark.parametrize("steps,env,expected", [(119, None, "fast-compile"), (120, None, "full"),
+                                                (40, "full", "full"), (500, "fast-compile", "fast-compile")])
+def test_cli_picks_the_step_optimisation_from_the_run_length(monkeypatch, tmp_path, capsys, steps, env, expected):
+    import backends
+    from trivd_core import cli
+
+    seen = {}
+
+    def fake_engine(config, **kw):
+        seen.update(kw)
+        raise ValueError("engine construction stopped by the test")
+
+    backend = backends.load("jax")
+    monkeypatch.setattr(backend, "engine", fake_engine)
+    monkeypatch.setenv("TRIVD_JAX_CACHE", "0")
+    if env is None:
+        monkeypatch.delenv("TRIVD_JAX_TRAIN_OPT", raising=False)
+    else:
+        monkeypatch.setenv("TRIVD_JAX_TRAIN_OPT", env)
+    rc = cli.main(["train", "--backend", "jax", "--steps", str(steps), "--run-dir", str(tmp_path / "run")])
+    assert rc == 2 and "stopped by the test" in capsys.readouterr().err
+    assert seen["train_opt"] == expected
+    assert cli.JAX_FULL_OPT_MIN_STEPS == 120

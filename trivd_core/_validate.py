@@ -107,3 +107,22 @@ def check_choice(fn: str, value: object, allowed: Iterable[str], name: str = "ki
     if value not in allowed:
         raise ValueError(f"{fn}(): argument '{name}' must be one of {', '.join(allowed)}; got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def normalise_axes(fn: str, axes: object, ndim: int, name: str = "axes") -> tuple[int, ...]:
+    """``axes`` (an int or a sequence of ints, negative counting from the end) as sorted, distinct
+    non-negative axes of a ``ndim``-D array; ``TypeError``/``ValueError`` naming ``fn`` and ``name``."""
+    if isinstance(axes, int):
+        axes = (axes,)
+    try:
+        axes = tuple(int(a) for a in axes)  # type: ignore[union-attr]
+    except TypeError:
+        raise TypeError(f"{fn}(): argument '{name}' must be an int or a tuple of ints, got {axes!r}") from None
+    norm = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{fn}(): argument '{name}' entry {a} is out of range for a {ndim}-D 'x'")
+        norm.append(a % ndim)
+    if len(set(norm)) != len(norm):
+        raise ValueError(f"{fn}(): argument '{name}' must not repeat an axis, got {axes!r}")
+    return tuple(sorted(norm))

@@ -68,6 +68,8 @@ def _cmd_conform(argv: list[str]) -> int:
 
 
 DEFAULT_TRAIN_STEPS = 250
+#: `trivd train` on JAX compiles the step with XLA's full optimisation from this many steps on (break-even ~100 steps).
+JAX_FULL_OPT_MIN_STEPS = 120
 
 
 def _add_train_parser(sub) -> None:
@@ -168,12 +170,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not hasattr(backend, "engine"):
         print(f"trivd train: backend {backend_name!r} has no training engine", file=sys.stderr)
         return 2
+    engine_kw = {"devices": opts.get("devices")}
     if backend_name == "jax":
         from backends.jax.engine import enable_compilation_cache
 
         enable_compilation_cache()
+        # XLA:CPU's full optimisation compiles ~40 s longer and then runs the tiny step 2.1x faster
+        # (docs/training.md): it pays off beyond about 100 steps.  TRIVD_JAX_TRAIN_OPT overrides.
+        engine_kw["train_opt"] = os.environ.get("TRIVD_JAX_TRAIN_OPT") or (
+            "full" if opts["steps"] >= JAX_FULL_OPT_MIN_STEPS else "fast-compile")
     try:
-        engine = backend.engine(config, devices=opts.get("devices"))
+        engine = backend.engine(config, **engine_kw)
     except (ValueError, TypeError) as exc:
         print(f"trivd train: {exc}", file=sys.stderr)
         return 2
@@ -203,12 +210,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(run_dir=run_dir, steps=opts["steps"], seed=opts["seed"], log_every=opts["log_every"],
                            sample_every=opts["sample_every"], ckpt_every=opts["ckpt_every"], keep=opts["keep"],
                            progress=not args.no_progress)
-    print(f"trivd train: {config.name} on {opts['data']} with {engine.name} ({', '.join(engine.devices)}), "
+    compile_note = f", XLA {engine_kw['train_opt']}" if "train_opt" in engine_kw else ""
+    print(f"trivd train: {config.name} on {opts['data']} with {engine.name} ({', '.join(engine.devices)}{compile_note}), "
           f"batch {config.batch_size}, steps -> {options.steps}, run dir {run_dir}", file=sys.stderr, flush=True)
     with Loader(dataset, config.batch_size, seed=opts["seed"], workers=args.workers) as loader:
         try:
             result = train(engine, config, loader, options, resume=resume, gate=gate, dataset=dataset,
-                           run_info={"args": saved_args, "conformance_skipped": skipped})
+                           run_info={"args": saved_args, "conformance_skipped": skipped,
+                                     **({"jax_train_opt": engine_kw["train_opt"]} if "train_opt" in engine_kw else {})})
         except GateRefused:
             return 1
         except (FileNotFoundError, ValueError) as exc:

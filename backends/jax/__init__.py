@@ -189,12 +189,16 @@ class JaxBackend:
         """See :func:`backends.jax.sharding.sharded_batch_stats`."""
         return sharded_batch_stats(x, axes)
 
-    def engine(self, config, *, devices=None):
-        """The training engine (:class:`backends.jax.engine.JaxEngine`) for ``config`` on ``devices`` (None: all local)."""
+    def engine(self, config, *, devices=None, train_opt=None):
+        """The training engine (:class:`backends.jax.engine.JaxEngine`) for ``config`` on ``devices`` (None: all local).
+
+        ``train_opt``: XLA:CPU optimisation of the compiled step, ``"fast-compile"`` or ``"full"``
+        (default ``TRIVD_JAX_TRAIN_OPT``, else ``"fast-compile"``).
+        """
         self.activate()
         from .engine import JaxEngine
 
-        return JaxEngine(config, devices=devices)
+        return JaxEngine(config, devices=devices, train_opt=train_opt)
 
 
 BACKEND = JaxBackend()

@@ -79,11 +79,15 @@ def _resolve_devices(devices):
 
 
 class JaxEngine:
-    """Training engine for ``config`` on ``devices`` (None: all local devices; an int: the first N)."""
+    """Training engine for ``config`` on ``devices`` (None: all local devices; an int: the first N).
+
+    ``train_opt`` picks XLA:CPU's optimisation of the compiled step (``"fast-compile"`` or
+    ``"full"``; default ``TRIVD_JAX_TRAIN_OPT``, else ``"fast-compile"``).
+    """
 
     name = "jax"
 
-    def __init__(self, config, *, devices=None):
+    def __init__(self, config, *, devices=None, train_opt=None):
         if isinstance(config, str):
             config = get_config(config)
         if not isinstance(config, Config):
@@ -97,6 +101,7 @@ class JaxEngine:
         self._tx_d = optax.adam(c.lr_d, b1=c.beta1, b2=c.beta2, eps=c.adam_eps)
         self._d_fn = self._g_fn = None
         self._predict_fn = None
+        self.train_opt = _train_opt_mode(train_opt)
 
     # -- interface -----------------------------------------------------------
 
@@ -168,7 +173,7 @@ class JaxEngine:
                 frames, _ = generator.generate(params, state, cond, z, train=False)
                 return frames
 
-            self._predict_fn = jax.jit(fn, compiler_options=_compiler_options())
+            self._predict_fn = jax.jit(fn, compiler_options=_compiler_options(self.train_opt))
         params = ts["ema"] if ema else ts["g_params"]
         cond = jax.device_put(np.asarray(cond_frames, np.float32), self._replicated)
         z = jax.device_put(np.asarray(z, np.float32), self._replicated)
@@ -243,7 +248,7 @@ class JaxEngine:
 
     def _compile(self):
         rep = self._replicated
-        opts = _compiler_options()
+        opts = _compiler_options(self.train_opt)
         self._d_fn = jax.jit(self._d_update, out_shardings=rep, compiler_options=opts)
         self._g_fn = jax.jit(self._g_update, out_shardings=rep, compiler_options=opts)
 
@@ -270,18 +275,31 @@ class JaxEngine:
         return new_ts, metrics
 
 
-def _compiler_options():
-    """XLA options for the training step (``TRIVD_JAX_TRAIN_OPT``, default ``fast-compile`` on CPU).
+TRAIN_OPT_MODES = ("fast-compile", "full")
+
+
+def _train_opt_mode(mode=None) -> str:
+    """``mode``, else ``TRIVD_JAX_TRAIN_OPT``, else ``fast-compile``; checked against :data:`TRAIN_OPT_MODES`."""
+    if mode is None:
+        mode, where = os.environ.get("TRIVD_JAX_TRAIN_OPT", "fast-compile"), "environment variable TRIVD_JAX_TRAIN_OPT"
+    else:
+        where = "engine(): argument 'train_opt'"
+    if mode not in TRAIN_OPT_MODES:
+        raise ValueError(f"{where} must be 'fast-compile' or 'full', got {mode!r}")
+    return mode
+
+
+def _compiler_options(mode=None):
+    """XLA options for the training step in ``mode`` (default ``fast-compile``, see :func:`_train_opt_mode`).
 
     The step is a large unrolled program (recurrent cells over time, three stages, every
     sub-discriminator, forward and backward); XLA:CPU's LLVM pipeline needs minutes for
-    it.  On CPU the default lowers LLVM's optimisation level, which compiles ~3x faster
-    (measured in docs/training.md); ``TRIVD_JAX_TRAIN_OPT=full`` keeps XLA's defaults.
-    Accelerators always use XLA's defaults.
+    it.  On CPU ``fast-compile`` lowers LLVM's optimisation level, which compiles faster
+    but runs slower (measured in docs/training.md: tiny config, 72 s vs 113 s to compile,
+    0.74 vs 0.35 s per step, so ``full`` pays off beyond about 100 steps);
+    ``full`` keeps XLA's defaults.  Accelerators always use XLA's defaults.
     """
-    mode = os.environ.get("TRIVD_JAX_TRAIN_OPT", "fast-compile")
-    if mode not in ("fast-compile", "full"):
-        raise ValueError(f"environment variable TRIVD_JAX_TRAIN_OPT must be 'fast-compile' or 'full', got {mode!r}")
+    mode = _train_opt_mode(mode)
     if mode == "full" or jax.default_backend() != "cpu":
         return None
     return {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -306,6 +324,10 @@ def enable_compilation_cache(path=None) -> str | None:
     return path
 
 
-def make_engine(config, *, devices=None) -> JaxEngine:
-    """``backend.engine(config, devices=None)`` for the JAX backend."""
-    return JaxEngine(config, devices=devices)
+def make_engine(config, *, devices=None, train_opt=None) -> JaxEngine:
+    """``backend.engine(config, devices=None, train_opt=None)`` for the JAX backend.
+
+    ``train_opt``: ``"fast-compile"`` or ``"full"`` XLA:CPU optimisation of the step
+    (default: ``TRIVD_JAX_TRAIN_OPT``, else ``"fast-compile"``; see :func:`_compiler_options`).
+    """
+    return JaxEngine(config, devices=devices, train_opt=train_opt)

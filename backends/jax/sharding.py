@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from trivd_core._validate import normalise_axes
+
 __all__ = ["batch_mesh", "shard_batch", "sharded_batch_stats"]
 
 BATCH_AXIS = "batch"
@@ -44,25 +46,6 @@ def shard_batch(x, mesh: Mesh | None = None):
     return jax.device_put(x, NamedSharding(mesh, spec))
 
 
-def _normalise_axes(axes, ndim):
-    if isinstance(axes, int):
-        axes = (axes,)
-    try:
-        axes = tuple(int(a) for a in axes)
-    except TypeError:
-        raise TypeError(
-            f"sharded_batch_stats(): argument 'axes' must be an int or a tuple of ints, got {axes!r}"
-        ) from None
-    norm = []
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"sharded_batch_stats(): argument 'axes' entry {a} is out of range for a {ndim}-D 'x'")
-        norm.append(a % ndim)
-    if len(set(norm)) != len(norm):
-        raise ValueError(f"sharded_batch_stats(): argument 'axes' must not repeat an axis, got {axes!r}")
-    return tuple(sorted(norm))
-
-
 def _stats(x, axes):
     # Two passes (mean, then mean squared deviation): the one-pass E[x^2] - E[x]^2
     # loses all precision when |mean| >> std.  Biased variance (ddof=0), as batch norm uses.
@@ -84,7 +67,7 @@ def sharded_batch_stats(x, axes=(0, 1, 2), mesh: Mesh | None = None):
     ``axes=(0, 1, 2)`` gives the per-channel statistics of batch norm.
     """
     shape = tuple(np.shape(x))
-    axes = _normalise_axes(axes, len(shape))
+    axes = normalise_axes("sharded_batch_stats", axes, len(shape))
     if not (isinstance(x, jax.Array) and len(x.sharding.device_set) > 1):
         x = shard_batch(x, mesh)
     return _stats_jit(x, axes)

@@ -26,6 +26,8 @@ import torch_xla.backends
 import torch_xla.distributed.spmd as xs
 import torch_xla.runtime as xr
 
+from trivd_core._validate import normalise_axes
+
 __all__ = [
     "xla_device",
     "device_type",
@@ -122,25 +124,6 @@ def local_shards(t: torch.Tensor) -> list:
     return xs.wrap_if_sharded(t).local_shards
 
 
-def _normalise_axes(axes, ndim):
-    if isinstance(axes, int):
-        axes = (axes,)
-    try:
-        axes = tuple(int(a) for a in axes)
-    except TypeError:
-        raise TypeError(
-            f"sharded_batch_stats(): argument 'axes' must be an int or a tuple of ints, got {axes!r}"
-        ) from None
-    norm = []
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"sharded_batch_stats(): argument 'axes' entry {a} is out of range for a {ndim}-D 'x'")
-        norm.append(a % ndim)
-    if len(set(norm)) != len(norm):
-        raise ValueError(f"sharded_batch_stats(): argument 'axes' must not repeat an axis, got {axes!r}")
-    return tuple(sorted(norm))
-
-
 def sharded_batch_stats(x, axes=(0, 1, 2)):
     """Mean and (biased) variance of ``x`` over ``axes`` with the batch axis 0 sharded over all devices.
 
@@ -152,7 +135,7 @@ def sharded_batch_stats(x, axes=(0, 1, 2)):
     """
     _require_spmd("sharded_batch_stats")
     ndim = x.ndim if isinstance(x, torch.Tensor) else np.ndim(x)
-    axes = _normalise_axes(axes, ndim)
+    axes = normalise_axes("sharded_batch_stats", axes, ndim)
     if not (isinstance(x, torch.Tensor) and x.device.type == "xla" and _is_sharded(x)):
         x = shard_batch(x)
     mean = x.mean(dim=axes, keepdim=True)
