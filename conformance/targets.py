@@ -22,6 +22,7 @@ then ``trivd_core.<record.function>`` (ports: ``<port>.<record.function>``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from types import ModuleType
@@ -41,6 +42,7 @@ __all__ = [
     "port_target",
     "STRICT_API_VERSION",
     "Missing",
+    "target_or_unavailable",
 ]
 
 #: The array API version array_api_strict is pinned to for the suite.
@@ -225,3 +227,15 @@ def get_target(spec: str | Target) -> Target:
     import backends
 
     return BackendTarget(backends.load(spec))
+
+
+@functools.cache
+def target_or_unavailable(spec: str):
+    """:func:`get_target` of ``spec``, built once per process, or the ``backends.BackendUnavailable``
+    that prevented it (the test modules report it as a skip with its reason)."""
+    import backends
+
+    try:
+        return get_target(spec)
+    except backends.BackendUnavailable as exc:
+        return exc

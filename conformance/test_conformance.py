@@ -24,7 +24,7 @@ import pytest
 from conformance import golden
 from conformance.records import DTYPES, RECORDS, check_record, cotangents, differentiable_view, scalarize
 from conformance.runner import SKIPS_DIR, compare, load_skips, parse_skips, quick_subset, reference_outputs, run_one
-from conformance.targets import CoreTarget, get_target
+from conformance.targets import CoreTarget, target_or_unavailable
 
 #: Reference modules whose public functions must each have an op record.
 MODULES = ("ops", "warping", "cells", "layers", "losses", "video")
@@ -39,19 +39,8 @@ def _target_specs() -> list[str]:
 
 
 @functools.cache
-def _target(spec: str):
-    """The target, or the exception that prevented building it (reported as a skip)."""
-    import backends
-
-    try:
-        return get_target(spec)
-    except backends.BackendUnavailable as exc:
-        return exc
-
-
-@functools.cache
 def _skips(spec: str):
-    return tuple(load_skips(_target(spec)))
+    return tuple(load_skips(target_or_unavailable(spec)))
 
 
 TARGETS = _target_specs()
@@ -61,7 +50,7 @@ TARGETS = _target_specs()
 @pytest.mark.parametrize("record", RECORDS, ids=[r.name for r in RECORDS])
 @pytest.mark.parametrize("spec", TARGETS)
 def test_matches_reference(spec, record, dtype):
-    target = _target(spec)
+    target = target_or_unavailable(spec)
     if isinstance(target, Exception):
         pytest.skip(f"target {spec!r} unavailable: {target}")
     res = run_one(target, record, dtype, _skips(spec))

@@ -15,7 +15,6 @@ catch.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 
 import numpy as np
@@ -24,25 +23,15 @@ import pytest
 from conformance import gradients as G
 from conformance.records import DTYPES, RECORDS
 from conformance.runner import load_skips
+from conformance.targets import target_or_unavailable
 
 SPECS = [s for s in G.specs_from_env() if not s.startswith("port:")]
 PAIRS = G.backend_pairs(SPECS)
 DIFF_RECORDS = [r for r in RECORDS if r.diff_args]
 
 
-@functools.cache
-def _target(spec: str):
-    import backends
-    from conformance.targets import get_target
-
-    try:
-        return get_target(spec)
-    except backends.BackendUnavailable as exc:
-        return exc
-
-
 def _available(spec: str):
-    t = _target(spec)
+    t = target_or_unavailable(spec)
     if isinstance(t, Exception):
         pytest.skip(f"target {spec!r} unavailable: {t}")
     return t

@@ -26,7 +26,7 @@ from conformance import model as M
 from conformance._tree import tree_map, tree_paths
 from conformance.records import DTYPES
 from conformance.runner import format_table
-from conformance.targets import get_target
+from conformance.targets import target_or_unavailable
 
 
 def _specs() -> list[str]:
@@ -38,18 +38,8 @@ TARGETS = _specs()
 
 
 @functools.cache
-def _target(spec: str):
-    import backends
-
-    try:
-        return get_target(spec)
-    except backends.BackendUnavailable as exc:
-        return exc
-
-
-@functools.cache
 def _results(spec: str, dtype: str) -> dict:
-    return {r.op: r for r in M.run_model(_target(spec), (dtype,), anchor=False)}
+    return {r.op: r for r in M.run_model(target_or_unavailable(spec), (dtype,), anchor=False)}
 
 
 @pytest.mark.slow  # the first test of a (target, dtype) computes all of it: JAX compiles the model
@@ -57,7 +47,7 @@ def _results(spec: str, dtype: str) -> dict:
 @pytest.mark.parametrize("check", M.FORWARD_CHECKS + M.GRAD_CHECKS)
 @pytest.mark.parametrize("spec", TARGETS)
 def test_model_matches_numpy_float64(spec, check, dtype):
-    target = _target(spec)
+    target = target_or_unavailable(spec)
     if isinstance(target, Exception):
         pytest.skip(f"target {spec!r} unavailable: {target}")
     res = _results(spec, dtype)[f"model:{check}"]
@@ -67,7 +57,7 @@ def test_model_matches_numpy_float64(spec, check, dtype):
 
 
 def test_table_formats_every_row():
-    rows = [r for spec in TARGETS if not isinstance(_target(spec), Exception) for d in DTYPES
+    rows = [r for spec in TARGETS if not isinstance(target_or_unavailable(spec), Exception) for d in DTYPES
             for r in _results(spec, d).values()]
     if not rows:
         pytest.skip("no target available")
@@ -141,7 +131,7 @@ def test_compare_trees_fails_on_perturbation_structure_and_dtype():
 def _autodiff_targets():
     out = []
     for spec in [s for s in ("jax", "torch", "xla") if s in TARGETS]:
-        t = _target(spec)
+        t = target_or_unavailable(spec)
         if not isinstance(t, Exception) and t.supports_float64:
             out.append(t)
     return out
