@@ -350,17 +350,10 @@ class _RandomLoader:
 
 
 def _jax_programs(engine, ts, inputs) -> dict:
-    """Memory and cost analyses of the JAX engine's two compiled programs (engine internals; see module doc)."""
-    c = engine.config
-    x = engine._shard_inputs(inputs)
-    rand0 = {k: v[0] for k, v in x["rand_d"].items()}
-    d = engine._d_fn.lower(ts["g_params"], ts["g_state"], ts["d_params"], ts["d_state"], ts["opt_d"],
-                           x["real"][0], x["z_d"][0], rand0).compile()
-    cond = x["real"][c.d_steps - 1][:, :c.t_cond]
-    g = engine._g_fn.lower(ts["g_params"], ts["g_state"], ts["d_params"], ts["d_state"], ts["opt_g"], ts["ema"],
-                           ts["step"], cond, x["z_g"], x["rand_g"]).compile()
+    """Memory and cost analyses of the JAX engine's two compiled programs (``JaxEngine.compiled_programs``)."""
+    programs = engine.compiled_programs(ts, inputs)
     out = {}
-    for name, comp in (("d_update", d), ("g_update", g)):
+    for name, comp in programs.items():
         entry = {}
         mem = comp.memory_analysis()
         if mem is not None:
@@ -453,7 +446,7 @@ def _step(spec: dict) -> dict:
                 flops = {"method": "xla_cost_analysis",
                          "per_step": config.d_steps * programs["d_update"]["flops"] + programs["g_update"]["flops"],
                          "d_update": programs["d_update"]["flops"], "g_update": programs["g_update"]["flops"]}
-        except Exception as exc:  # engine internals changed: fall back to RSS, say why
+        except Exception as exc:  # no XLA analysis on this platform: fall back to RSS, say why
             memory["analysis_error"] = f"{type(exc).__name__}: {exc}"
     elif bk.name == "torch":
         if torch_cuda:

@@ -338,6 +338,9 @@ def test_smoke_run(tmp_path, monkeypatch, capsys):
     for step in b["steps"].values():
         assert {"median", "min", "times", "first_step_s", "memory", "flops", "device"} <= set(step)
         assert step["memory"]["peak_bytes"] >= 0 and step["memory"]["method"]
+        if name == "jax":  # XLA's analyses of JaxEngine.compiled_programs, not the RSS fallback
+            assert step["memory"]["method"] == "xla_memory_analysis", step["memory"]
+            assert step["flops"]["method"] == "xla_cost_analysis" and step["flops"]["per_step"] > 0, step["flops"]
         assert step["losses_finite"]
     assert data["backends"][other] == {"status": "skipped", "reason": "hidden by the test"}
     assert "no autodiff" in data["backends"]["numpy"]["steps_skipped"]

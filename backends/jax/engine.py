@@ -252,6 +252,26 @@ class JaxEngine:
         self._d_fn = jax.jit(self._d_update, out_shardings=rep, compiler_options=opts)
         self._g_fn = jax.jit(self._g_update, out_shardings=rep, compiler_options=opts)
 
+    def compiled_programs(self, ts, inputs) -> dict:
+        """The two XLA programs of :meth:`step` for these inputs' shapes, compiled ahead of time.
+
+        Returns ``{"d_update": Compiled, "g_update": Compiled}`` (``jax.stages.Compiled``:
+        ``memory_analysis()``, ``cost_analysis()``), lowered with the same arguments
+        :meth:`step` passes (the first D update's slice of the stacked D inputs; the G
+        update's conditioning frames); ``trivd bench`` reads their memory and FLOPs.
+        """
+        if self._d_fn is None:
+            self._compile()
+        c = self.config
+        x = self._shard_inputs(inputs)
+        rand0 = {k: v[0] for k, v in x["rand_d"].items()}
+        d = self._d_fn.lower(ts["g_params"], ts["g_state"], ts["d_params"], ts["d_state"], ts["opt_d"],
+                             x["real"][0], x["z_d"][0], rand0).compile()
+        cond = x["real"][c.d_steps - 1][:, :c.t_cond]
+        g = self._g_fn.lower(ts["g_params"], ts["g_state"], ts["d_params"], ts["d_state"], ts["opt_g"], ts["ema"],
+                             ts["step"], cond, x["z_g"], x["rand_g"]).compile()
+        return {"d_update": d, "g_update": g}
+
     def _step(self, ts, inputs):
         if self._d_fn is None:
             self._compile()
