@@ -1,4 +1,4 @@
-"""Helpers shared by several test modules (imported as ``_test_helpers``; see ``tests/conftest.py``).
+"""Helpers shared by several test modules (registered as ``_test_helpers`` by ``tests/conftest.py``).
 
 * Namespaces and comparisons of the core-vs-reference tests (``to_ns``, ``to_np``,
   ``close64``, ``close32``).  The tolerances are the ones those modules derive in
