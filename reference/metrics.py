@@ -302,10 +302,14 @@ def _gaussian_window():
     return w / w.sum()
 
 
-def _ssim_frame(a, b, w):
+#: SSIM conventions: name -> (offset, scale, data range); a frame x is compared as (x + offset) * scale.
+SSIM_PROTOCOLS = {"savp": (1.0, 0.5, 1.0), "pm1": (0.0, 1.0, L)}
+
+
+def _ssim_frame(a, b, w, data_range):
     H, W, C = a.shape
     k = SSIM_WINDOW
-    C1, C2 = (K1 * L) ** 2, (K2 * L) ** 2
+    C1, C2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     total, count = 0.0, 0
     for c in range(C):
         for i in range(H - k + 1):
@@ -330,8 +334,13 @@ def _ssim_frame(a, b, w):
     return total / count
 
 
-def ssim(a, b):
+def ssim(a, b, *, protocol="savp"):
     """Mean SSIM per frame [Wang et al. 2004, Eqs. 13-17], on ``(..., H, W, C)`` frames in [-1, 1].
+
+    ``protocol="savp"`` (default, the paper's "as in SAVP"): each frame is first mapped
+    to [0, 1], ``x' = (x + 1) / 2``, and the data range is ``L = 1``;
+    ``protocol="pm1"``: the frames as given, ``L = 2``.  Below, ``a``, ``b`` are the
+    mapped frames.
 
     For every channel ``c`` and every *valid* window position ``(i, j)`` (the 11 x 11
     window lies inside the frame: ``0 <= i <= H-11``, ``0 <= j <= W-11``)::
@@ -343,18 +352,23 @@ def ssim(a, b):
                     / ((mu_a^2 + mu_b^2 + C1)(sigma_a^2 + sigma_b^2 + C2))    (Eq. 13)
 
     with the Gaussian window (sigma 1.5, normalised to sum 1), ``K1 = 0.01``,
-    ``K2 = 0.03`` and data range ``L = 2``.  The frame's value is the mean over all
-    positions and channels (Eq. 17) -- the same number as ``tf.image.ssim`` and as
-    ``skimage.metrics.structural_similarity(data_range=2, gaussian_weights=True,
-    sigma=1.5, use_sample_covariance=False, channel_axis=-1)``.  Frames need
-    ``H, W >= 11``.  Returns an array of shape ``a.shape[:-3]``.
+    ``K2 = 0.03``, ``C1 = (K1 L)^2``, ``C2 = (K2 L)^2``.  The frame's value is the mean
+    over all positions and channels (Eq. 17) -- the same number as ``tf.image.ssim(a', b',
+    max_val=L)`` and as ``skimage.metrics.structural_similarity(data_range=L,
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1)`` on
+    the mapped frames.  Frames need ``H, W >= 11``.  Returns an array of shape
+    ``a.shape[:-3]``.
     """
+    if protocol not in SSIM_PROTOCOLS:
+        raise ValueError(f"ssim(): argument 'protocol' must be one of {sorted(SSIM_PROTOCOLS)}, got {protocol!r}")
+    offset, scale, data_range = SSIM_PROTOCOLS[protocol]
     a, b = _check_frames("ssim", a, b, min_hw=SSIM_WINDOW)
+    a, b = (a + offset) * scale, (b + offset) * scale
     w = _gaussian_window()
     lead = a.shape[:-3]
     out = np.zeros(lead)
     for idx in np.ndindex(*lead):
-        out[idx] = _ssim_frame(a[idx], b[idx], w)
+        out[idx] = _ssim_frame(a[idx], b[idx], w, data_range)
     return out
 
 
@@ -389,7 +403,7 @@ def psnr(a, b):
 # best-of-l protocol (appendix C.1, Fig. 5) and the copy baseline (appendix D.3)
 
 
-def best_of(samples, truth):
+def best_of(samples, truth, *, protocol="savp"):
     """Best-of-l SSIM/PSNR as in SAVP [Lee et al. 2018] (appendix C.1, Fig. 5).
 
     ``samples`` ``(l, B, T, H, W, C)`` holds l continuations of each of B clips,
@@ -400,9 +414,13 @@ def best_of(samples, truth):
 
     (the first one on ties).  Returns :class:`BestOf` with the per-frame SSIM and
     PSNR of the kept samples per clip ``(B, T)`` and their means over clips ``(T,)``.
-    The copy baseline is ``best_of(copy_last_frame(cond, T)[None], truth)``.
+    The copy baseline is ``best_of(copy_last_frame(cond, T)[None], truth)``.  SSIM
+    follows ``protocol`` (:func:`ssim`); PSNR is on the frames as given (L = 2).
     """
     fn = "best_of"
+    if protocol not in SSIM_PROTOCOLS:
+        raise ValueError(f"{fn}(): argument 'protocol' must be one of {sorted(SSIM_PROTOCOLS)}, got {protocol!r}")
+    offset, scale, data_range = SSIM_PROTOCOLS[protocol]
     S = _as_float64(fn, "samples", samples, ndim=6)
     X = _as_float64(fn, "truth", truth, ndim=5)
     l, B, T, H, W, C = S.shape
@@ -425,7 +443,8 @@ def best_of(samples, truth):
     for b in range(B):
         best_score, best_curve = -math.inf, None
         for s in range(l):
-            curve = [_ssim_frame(S[s, b, t], X[b, t], w) for t in range(T)]
+            curve = [_ssim_frame((S[s, b, t] + offset) * scale, (X[b, t] + offset) * scale, w, data_range)
+                     for t in range(T)]
             score = sum(curve) / T
             if score > best_score:
                 best_score, best_curve, chosen[b] = score, curve, s

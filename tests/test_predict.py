@@ -139,14 +139,14 @@ def test_hand_set_transformations_give_the_hand_derived_motion(kind):
         np.testing.assert_allclose(field[..., 0], dy, atol=ATOL)
         np.testing.assert_allclose(field[..., 1], dx, atol=ATOL)
     np.testing.assert_allclose(motion_fields(warps, stages="all"), motion_fields(warps, stages=(0, 1, 2)))
-    np.testing.assert_allclose(motion_fields(warps)[..., 0], -8.0, atol=ATOL)  # default: the paper's (0, 1)
+    np.testing.assert_allclose(motion_fields(warps)[..., 0], -8.0, atol=ATOL)  # motion_fields' default: (0, 1)
 
 
 def test_predict_clip_motion_render_and_agreement(runs, clip_mp4):
     """Through the model (checkpoint, standing statistics) and the renderer, with the ground-truth tracks."""
     model = Model(open_run(runs["hand"]), numpy_backend())
     frames = read_input(clip_mp4 / "clip.mp4", CFG)
-    pred = predict_clip(model, frames, motion=True)
+    pred = predict_clip(model, frames, motion=True, stages=(0, 1))
     assert pred.stages == (0, 1) and pred.motion.shape == (CFG.t_pred, 32, 32, 2)
     np.testing.assert_allclose(pred.motion[..., 0], -8.0, atol=ATOL)
     np.testing.assert_allclose(pred.motion[..., 1], -4.0, atol=ATOL)
@@ -300,7 +300,8 @@ def test_predict_cli_writes_mp4_and_gif(runs, clip_mp4, tmp_path, capsys):
 def test_predict_cli_on_the_hand_set_run_shows_the_motion_colour(runs, clip_mp4, tmp_path):
     out = tmp_path / "hand.gif"
     assert main(["predict", "--checkpoint", str(runs["hand"]), "--backend", "numpy", "--input",
-                 str(clip_mp4 / "clip.mp4"), "--out", str(out), "--motion", "--scale", "1", "--no-standing"]) == 0
+                 str(clip_mp4 / "clip.mp4"), "--out", str(out), "--motion", "--motion-stages", "0,1", "--scale", "1",
+                 "--no-standing"]) == 0
     import imageio.v3 as iio
 
     g = iio.imread(out, index=None)[..., :3].astype(int)
@@ -347,3 +348,77 @@ def test_predict_without_ground_truth_and_write_errors(runs, tmp_path):
         predict_clip(model, frames[:1])
     with pytest.raises(PredictError, match=r"must be \(n, 32, 32, 3\)"):
         predict_clip(model, np.zeros((2, 16, 16, 3), np.float32))
+
+
+# ---------------------------------------------------------------------------- batch prediction to arrays
+
+
+def test_predict_cli_npy_to_npy_matches_predict_clip(runs, tmp_path, capsys):
+    """`--input clips.npy --out pred.npy`: (N, t_cond + t_pred, H, W, C), conditioning frames kept, in [-1, 1]."""
+    ds = SyntheticShapes(32, 6, 3, seed=5, split="test")
+    clips = np.stack([ds.clip(i) for i in range(5)])  # 6 frames each: more than t_cond, extra frames ignored
+    src = tmp_path / "clips.npy"
+    np.save(src, clips)
+    out = tmp_path / "pred.npy"
+    base = ["predict", "--checkpoint", str(runs["plain"]), "--backend", "numpy", "--workers", "0", "--no-standing"]
+    assert main([*base, "--input", str(src), "--out", str(out), "--batch-size", "2"]) == 0
+    assert "wrote" in capsys.readouterr().err
+    got = np.load(out)
+    assert got.shape == (5, CFG.t_total, 32, 32, 3) and got.dtype == np.float32
+    np.testing.assert_array_equal(got[:, :CFG.t_cond], clips[:, :CFG.t_cond])
+    assert np.abs(got).max() <= 1.0
+    # the same latents whatever the batch size: one batch of 5 gives the same clips up to the batch
+    # statistics (no standing statistics here, so batches of 2 and of 5 normalise differently): compare
+    # against predict_batch on identical batching instead
+    from trivd_core.predict import predict_batch
+
+    model = Model(open_run(runs["plain"]), numpy_backend())
+    want = predict_batch(model, clips[:, :CFG.t_cond], seed=0, batch_size=2)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_predict_cli_npy_errors(runs, tmp_path, capsys):
+    def err(src, *extra, out=None):
+        argv = ["predict", "--checkpoint", str(runs["plain"]), "--backend", "numpy", "--workers", "0",
+                "--no-standing", "--input", str(src), "--out", str(out or tmp_path / "p.npy"), *extra]
+        assert main(argv) == 2
+        text = capsys.readouterr().err.strip()
+        assert "\n" not in text and "Traceback" not in text
+        return text
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((2, 3, 32, 32, 3), np.float32))
+    np.save(tmp_path / "short.npy", np.zeros((2, 1, 32, 32, 3), np.float32))
+    np.save(tmp_path / "size.npy", np.zeros((2, 3, 16, 16, 3), np.float32))
+    np.save(tmp_path / "ints.npy", np.zeros((2, 3, 32, 32, 3), np.uint8))
+    np.save(tmp_path / "range.npy", np.full((2, 3, 32, 32, 3), 3.0, np.float32))
+    nan = np.zeros((2, 3, 32, 32, 3), np.float32)
+    nan[1, 0, 4, 4, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    assert "T >= 2" in err(tmp_path / "short.npy")
+    assert "(N >= 1, T >= 2, 32, 32, 3)" in err(tmp_path / "size.npy")
+    assert "float frames" in err(tmp_path / "ints.npy")
+    assert "[-1, 1]" in err(tmp_path / "range.npy")
+    assert "1 conditioning values are NaN" in err(tmp_path / "nan.npy")
+    assert "cannot read it" in err(tmp_path / "junk.npy")
+    assert "does not apply to --out .npy" in err(good, "--motion")
+    assert "does not exist" in err(good, out=tmp_path / "missing" / "p.npy")
+    assert "batch_size" in err(good, "--batch-size", "0")
+
+
+def test_default_motion_stages_read_the_finest_stage_at_32(runs, clip_mp4):
+    """At 32x32 the default is stage 2 alone (16x16); the hand-set run's stage 2 moves content by (2, 2)."""
+    model = Model(open_run(runs["hand"]), numpy_backend())
+    pred = predict_clip(model, read_input(clip_mp4 / "clip.mp4", CFG), motion=True)
+    assert pred.stages == (2,)
+    np.testing.assert_allclose(pred.motion, 2.0, atol=ATOL)
+    # a shape moving down-right agrees everywhere with the default field, nowhere with the paper's (0, 1)
+    T, H, W = CFG.t_total, 32, 32
+    masks = np.zeros((T, 1, H, W), np.float32)
+    masks[:, 0, 8:16, 8:16] = 1.0
+    tracks = ShapeTracks(np.zeros((T, 1, 2)), np.full((T, 1, 2), 1.5), np.ones(1), ("square",),
+                         np.zeros((1, 3), np.float32), np.zeros(2), masks)
+    assert motion_agreement(pred.motion[0], tracks, CFG.t_cond) == 1.0
+    paper = predict_clip(model, read_input(clip_mp4 / "clip.mp4", CFG), motion=True, stages=(0, 1))
+    assert motion_agreement(paper.motion[0], tracks, CFG.t_cond) == 0.0  # (-8, -4): against (1.5, 1.5)

@@ -34,9 +34,15 @@ from . import __version__
 
 def _cmd_info(args: argparse.Namespace) -> int:
     if args.config:
+        from .configs import load_config
         from .summary import describe
 
-        print(describe(args.config))
+        try:
+            config = load_config(args.config)
+        except ValueError as exc:
+            print(f"trivd info: --config: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
+        print(describe(config))
         return 0
     backends = importlib.import_module("backends")
     from . import ops
@@ -68,14 +74,23 @@ def _cmd_conform(argv: list[str]) -> int:
 
 
 DEFAULT_TRAIN_STEPS = 250
+DEFAULT_EVAL_EVERY = 50
+DEFAULT_EVAL_CLIPS = 32
 #: `trivd train` on JAX compiles the step with XLA's full optimisation from this many steps on (break-even ~100 steps).
 JAX_FULL_OPT_MIN_STEPS = 120
 
 
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (default: tiny config, synthetic data, JAX); see docs/training.md")
-    p.add_argument("--config", default=None, help="named config (default: tiny)")
-    p.add_argument("--data", default=None, help="'synthetic' (default), 'synthetic:pan', a .npy/.npz file or a video folder")
+    p.add_argument("--config", default=None, metavar="NAME|FILE",
+                   help="a registered config (default: demo; see trivd info) or a .json/.toml file of config fields "
+                        "(optionally base = \"NAME\")")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", dest="set_fields",
+                   help="override one config field (repeatable; VALUE is JSON or a string), e.g. g_ch=16, "
+                        "recon_weight=0, g_widths=[8,4,2]; validated and recorded in config.json")
+    p.add_argument("--data", default=None,
+                   help="'synthetic:demo' (default: one shape on a flat background, 2-3 px/frame at 32x32), "
+                        "'synthetic' (three shapes on a texture), 'synthetic:pan', a .npy/.npz file or a video folder")
     p.add_argument("--data-option", action="append", default=None, metavar="KEY=VALUE",
                    help="dataset option (repeatable; VALUE is JSON or a string), e.g. holdout=0.1, layout=TNHW, "
                         "speed_range=[0.05,0.1]; recorded in config.json and reused by eval/predict")
@@ -90,14 +105,20 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints (default 50)")
     p.add_argument("--log-every", type=int, default=None, help="steps between metrics.jsonl records (default 5)")
     p.add_argument("--keep", type=int, default=None, help="checkpoints to keep (default 3)")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help=f"steps between held-out validations (MSE/SSIM/PSNR vs copy-last-frame, motion agreement; "
+                        f"metrics.jsonl, curves.png); 0 = off (default {DEFAULT_EVAL_EVERY})")
+    p.add_argument("--eval-clips", type=int, default=None,
+                   help=f"held-out clips per validation (default {DEFAULT_EVAL_CLIPS})")
     p.add_argument("--skip-conformance", action="store_true", help="train even if the pre-training gate fails / skip it")
     p.add_argument("--devices", type=int, default=None, help="number of local devices for data parallelism (default: all)")
     p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-_TRAIN_DEFAULTS = {"config": "tiny", "data": "synthetic", "seed": 0, "sample_every": 50, "ckpt_every": 50,
-                   "log_every": 5, "keep": 3, "steps": DEFAULT_TRAIN_STEPS}
+_TRAIN_DEFAULTS = {"config": "demo", "data": "synthetic:demo", "seed": 0, "sample_every": 50, "ckpt_every": 50,
+                   "log_every": 5, "keep": 3, "steps": DEFAULT_TRAIN_STEPS, "eval_every": DEFAULT_EVAL_EVERY,
+                   "eval_clips": DEFAULT_EVAL_CLIPS}
 
 
 def _default_backend() -> str:
@@ -113,7 +134,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from .configs import Config, get_config
+    from .configs import Config, load_config, parse_overrides
     from .data import DataError, Loader, make_dataset
     from .train import GateRefused, TrainOptions, build_gate, train
 
@@ -130,9 +151,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg["g_widths"], cfg["d_widths"] = tuple(cfg["g_widths"]), tuple(cfg["d_widths"])
         config = Config(**cfg).validate()
         opts = {**_TRAIN_DEFAULTS, **saved.get("args", {})}
-        for k in ("steps", "sample_every", "ckpt_every", "log_every", "keep", "backend", "devices"):
+        for k in ("steps", "sample_every", "ckpt_every", "log_every", "keep", "backend", "devices", "eval_every",
+                  "eval_clips"):
             if k in explicit:
                 opts[k] = explicit[k]
+        if args.set_fields or args.config is not None:
+            print("trivd train: --config/--set cannot change on --resume (the run's config comes from its "
+                  "config.json)", file=sys.stderr)
+            return 2
         if args.data_option:
             print("trivd train: --data-option cannot change on --resume (the run's data options come from its "
                   "config.json)", file=sys.stderr)
@@ -148,11 +174,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-        overrides = {"batch_size": args.batch_size} if args.batch_size is not None else {}
         try:
-            config = get_config(opts["config"], **overrides)
+            config = load_config(opts["config"])
+            if args.set_fields:
+                config = parse_overrides(args.set_fields, config)
+            if args.batch_size is not None:
+                config = parse_overrides([f"batch_size={args.batch_size}"], config, option="--batch-size")
         except ValueError as exc:
-            print(f"trivd train: {exc}", file=sys.stderr)
+            print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
         run_dir = Path(args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
@@ -204,18 +233,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return ok, report
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    validator, val_note = None, ""
+    if opts["eval_every"]:
+        try:
+            validator, val_note = _build_validator(config, backend, opts)
+        except (DataError, ValueError) as exc:
+            print(f"trivd train: validation set: {exc}", file=sys.stderr)
+            return 2
     saved_args = {k: opts[k] for k in ("config", "data", "data_options", "backend", "steps", "seed", "sample_every",
-                                        "ckpt_every", "log_every", "keep", "devices") if k in opts}
+                                        "ckpt_every", "log_every", "keep", "devices", "eval_every", "eval_clips")
+                  if k in opts}
+    if not resume and args.set_fields:
+        saved_args["set"] = list(args.set_fields)
     saved_args["batch_size"] = config.batch_size
     options = TrainOptions(run_dir=run_dir, steps=opts["steps"], seed=opts["seed"], log_every=opts["log_every"],
                            sample_every=opts["sample_every"], ckpt_every=opts["ckpt_every"], keep=opts["keep"],
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, eval_every=opts["eval_every"])
     compile_note = f", XLA {engine_kw['train_opt']}" if "train_opt" in engine_kw else ""
     print(f"trivd train: {config.name} on {opts['data']} with {engine.name} ({', '.join(engine.devices)}{compile_note}), "
           f"batch {config.batch_size}, steps -> {options.steps}, run dir {run_dir}", file=sys.stderr, flush=True)
+    if val_note:
+        print(f"trivd train: {val_note}", file=sys.stderr, flush=True)
     with Loader(dataset, config.batch_size, seed=opts["seed"], workers=args.workers) as loader:
         try:
             result = train(engine, config, loader, options, resume=resume, gate=gate, dataset=dataset,
+                           validator=validator,
                            run_info={"args": saved_args, "conformance_skipped": skipped,
                                      **({"jax_train_opt": engine_kw["train_opt"]} if "train_opt" in engine_kw else {})})
         except GateRefused:
@@ -224,10 +266,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"trivd train: {exc}", file=sys.stderr)
             return 2
     print(f"trivd train: {result.message}", file=sys.stderr)
+    if result.last_validation:
+        from .train.validation import summary_line
+
+        print(f"trivd train: held-out validation at step {result.step} (EMA, z = 0): "
+              f"{summary_line(result.last_validation)}", file=sys.stderr)
     if result.steps_per_sec:
         print(f"trivd train: {result.steps_per_sec:.3f} steps/s over {result.seconds:.0f} s (compile included)",
               file=sys.stderr)
     return result.exit_code
+
+
+def _build_validator(config, backend, opts):
+    """``(validator, note)``: the held-out set of the run's data and a function of an exported tree."""
+    from .data import DataError, make_dataset
+    from .train.validation import ValidationSet, make_predict_fn, validate
+
+    n = opts["eval_clips"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"--eval-clips must be a positive int, got {n!r}")
+    ds, used = None, None
+    for split in ("val", "test"):
+        try:
+            ds = make_dataset(opts["data"], resolution=config.resolution, t=config.t_total, channels=config.channels,
+                              split=split, seed=opts["seed"], **opts.get("data_options", {}))
+            used = split
+            break
+        except DataError:
+            continue
+    note = ""
+    if ds is None:
+        ds = make_dataset(opts["data"], resolution=config.resolution, t=config.t_total, channels=config.channels,
+                          split="train", seed=opts["seed"], **opts.get("data_options", {}))
+        used = "train"
+        note = " (the data has no held-out split: these clips are training clips)"
+    vset = ValidationSet.from_dataset(ds, config, n_clips=n)
+    predict_fn = make_predict_fn(backend)
+
+    def validator(tree):
+        return validate(predict_fn, tree, vset, config)
+
+    return validator, (f"validation every {opts['eval_every']} steps on {vset.cond.shape[0]} clips of the "
+                       f"{used!r} split{note}")
 
 
 # ---------------------------------------------------------------------------
@@ -273,12 +353,17 @@ def _add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="predict the continuation of a real clip; MP4/GIF with truth | prediction "
                                        "[| motion field]")
     _add_model_args(p)
-    p.add_argument("--input", required=True, help="a video file, a folder of image frames, or a .npy clip")
-    p.add_argument("--out", required=True, help="output .mp4 (.mkv, .mov, .avi, .webm) or .gif")
+    p.add_argument("--input", required=True,
+                   help="a video file, a folder of image frames, or a .npy clip; with --out .npy a .npy array of N "
+                        "clips (N, T, H, W, C) in [-1, 1], T >= t_cond")
+    p.add_argument("--out", required=True,
+                   help="output .mp4 (.mkv, .mov, .avi, .webm) or .gif; or .npy: the clips (N, t_cond + t_pred, H, W, C) "
+                        "float32 in [-1, 1], conditioning frames then predicted ones")
+    p.add_argument("--batch-size", type=int, default=32, help="clips per forward pass with --out .npy (default 32)")
     p.add_argument("--motion", action="store_true", help="add the multi-scale motion field of Fig. 3 and its colour key")
     p.add_argument("--motion-stages", default=None, metavar="LIST",
-                   help="generator stages combined into the motion field, coarse to fine: e.g. 0,1 (default, the "
-                        "paper's two lowest levels), 0,1,2 or all")
+                   help="generator stages combined into the motion field, coarse to fine: e.g. 1,2, 0,1,2 or all "
+                        "(default: the two coarsest stages of at least 16x16; (2,) at 32x32, the paper's 0,1 at 128x128)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent (default 0)")
     p.add_argument("--data", default=None,
                    help="data for the standing statistics (default: the run's training data)")
@@ -460,10 +545,27 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .data import DataError, make_dataset
     from .evaluate import EvalError
-    from .predict import DEFAULT_STAGES, check_motion_cell, predict_clip, read_input, render_prediction, write_frames
+    from .predict import (
+        check_motion_cell,
+        predict_batch,
+        predict_clip,
+        read_clips,
+        read_input,
+        render_prediction,
+        write_frames,
+    )
 
+    batch_mode = str(args.out).lower().endswith(".npy")
+    if batch_mode and args.motion:
+        print("trivd predict: --motion draws the motion field into a video; it does not apply to --out .npy",
+              file=sys.stderr)
+        return 2
+    out_parent = os.path.dirname(os.path.abspath(str(args.out)))
+    if not os.path.isdir(out_parent):
+        print(f"trivd predict: --out {args.out}: the folder {out_parent} does not exist", file=sys.stderr)
+        return 2
     try:
-        stages = DEFAULT_STAGES
+        stages = None  # predict_clip: default_stages(config)
         if args.motion_stages is not None:
             text = args.motion_stages.strip().lower()
             try:
@@ -478,7 +580,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         cfg = run.config
         if not options and args.data is None:
             options = run.data_options  # the run's own --data-option values go with its data
-        frames = read_input(args.input, cfg)
+        frames = read_clips(args.input, cfg) if batch_mode else read_input(args.input, cfg)
         if args.motion:
             check_motion_cell(cfg)  # before any standing-statistics work
         ds = None
@@ -491,6 +593,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"trivd predict: the run's data {data!r} cannot be opened for the standing statistics ({exc})",
                       file=sys.stderr)
         standing = _standing("predict", args, model, [(f"{data} (train split)", ds)])
+        if batch_mode:
+            from .train.artifacts import atomic_write_bytes
+
+            clips = predict_batch(model, frames, seed=args.seed, batch_size=args.batch_size)
+            import io
+
+            import numpy as np
+
+            buf = io.BytesIO()
+            np.save(buf, clips, allow_pickle=False)
+            atomic_write_bytes(args.out, buf.getvalue())
+            print(f"trivd predict: {cfg.name} step {run.step} on {backend_name} ({'EMA' if model.ema else 'live'} "
+                  f"weights, standing statistics: {standing}): wrote {args.out} {clips.shape} float32 "
+                  f"({cfg.t_cond} conditioning + {cfg.t_pred} predicted frames per clip, in [-1, 1])", file=sys.stderr)
+            return 0
         pred = predict_clip(model, frames, seed=args.seed, motion=args.motion, stages=stages)
         video = render_prediction(pred, scale=args.scale)
         path = write_frames(args.out, video, fps=args.fps)
@@ -518,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"trivd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="versions, backends, fast paths and cell kinds")
-    p_info.add_argument("--config", default=None, help="print parameter and pixel counts of a named config instead")
+    p_info.add_argument("--config", default=None, metavar="NAME|FILE",
+                        help="print parameter and pixel counts of a config (a name or a .json/.toml file) instead")
     sub.add_parser("conform", help="check a backend or a port against the reference (see `trivd conform -h`)", add_help=False)
     sub.add_parser("bench", help="cost tables of Table 1 / Table 2 per backend (see `trivd bench -h`)", add_help=False)
     _add_train_parser(sub)

@@ -1,7 +1,10 @@
 """Model and training configurations by name (paper section 4, appendix C.1 and E).
 
 ``get_config(name, **overrides)`` returns a frozen :class:`Config`; every
-field defaults to the paper's value.  ``validate()`` raises a ``ValueError``
+field defaults to the paper's value.  ``load_config(spec)`` also takes a JSON or TOML
+file (a table of fields, optionally ``base = "NAME"`` to start from a registered
+config), and ``parse_overrides(["key=value", ...], config)`` turns ``--set`` items into
+typed field values.  ``validate()`` raises a ``ValueError``
 naming the field for combinations the model cannot build (resolution not
 divisible by the stages, K larger than the clip, crops larger than frames,
 unknown cell or decomposition names, ...).
@@ -10,9 +13,11 @@ unknown cell or decomposition names, ...).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
-__all__ = ["Config", "CONFIGS", "get_config", "CELL_KINDS", "DECOMPOSITIONS", "HEADS"]
+__all__ = ["Config", "CONFIGS", "get_config", "load_config", "config_from_mapping", "parse_overrides", "CELL_KINDS",
+           "DECOMPOSITIONS", "HEADS"]
 
 CELL_KINDS = ("convgru", "convlstm", "ktrajgru", "tsru_c", "tsru_p", "tsru_s", "ptsru_c", "ptsru_p", "ptsru_s")
 #: Discriminator decompositions of Table 1 (``stronger`` is TrIVD-GAN-FP's).
@@ -65,6 +70,9 @@ class Config:
     ema_start: int = 20_000
     standing_batches: int = 100
     truncation: float | None = None
+    # not in the paper (0 in every paper config): weight of an L1 reconstruction term added to G's loss,
+    # recon_weight * mean|G(c, z) - x_future|; see objective.g_loss and docs/training.md
+    recon_weight: float = 0.0
 
     @property
     def t_total(self) -> int:
@@ -100,7 +108,7 @@ class Config:
             bad("decomposition", f"one of {', '.join(DECOMPOSITIONS)}")
         if self.head not in HEADS:
             bad("head", f"one of {', '.join(HEADS)}")
-        if self.cell_k < 1 or self.cell_k % 2 == 0:
+        if isinstance(self.cell_k, bool) or not isinstance(self.cell_k, int) or self.cell_k < 1 or self.cell_k % 2 == 0:
             bad("cell_k", "an odd positive int")
         if len(self.g_widths) != 3:
             bad("g_widths", "three stage width multipliers (8x8 -> 64x64 in three x2 stages)")
@@ -118,10 +126,30 @@ class Config:
             bad("K", f"at most the clip length t_cond + t_pred = {self.t_total}")
         if self.cell == "convlstm" and any((self.g_ch * w) % 2 for w in self.g_widths):
             bad("g_ch", "such that every stage width is even (ConvLSTM splits its state into [h; c])")
-        if not 0.0 <= self.ema_decay < 1.0:
-            bad("ema_decay", "in [0, 1)")
-        if self.truncation is not None and self.truncation < 0:
-            bad("truncation", "None or a non-negative threshold")
+        def number(f):
+            v = getattr(self, f)
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+        for f in ("lr_g", "lr_d", "adam_eps", "bn_eps"):
+            if not number(f) or getattr(self, f) <= 0:
+                bad(f, "a finite number > 0")
+        for f in ("beta1", "beta2", "ema_decay"):
+            if not number(f) or not 0.0 <= getattr(self, f) < 1.0:
+                bad(f, "in [0, 1)")
+        if not number("ortho_weight") or self.ortho_weight < 0:
+            bad("ortho_weight", "a finite number >= 0")
+        if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:
+            bad("ema_start", "an int >= 0")
+        if not isinstance(self.name, str):
+            bad("name", "a string")
+        if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in (*self.g_widths, *self.d_widths)):
+            bad("g_widths" if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.g_widths)
+                else "d_widths", "positive int width multipliers")
+        if isinstance(self.recon_weight, bool) or not isinstance(self.recon_weight, (int, float)) \
+                or not self.recon_weight >= 0 or self.recon_weight == float("inf"):
+            bad("recon_weight", "a finite float >= 0 (0: the paper's pure GAN objective)")
+        if self.truncation is not None and (not number("truncation") or self.truncation < 0):
+            bad("truncation", "None or a finite threshold >= 0")
         return self
 
 
@@ -132,6 +160,13 @@ CONFIGS: dict[str, Config] = {
     "tiny": Config(
         name="tiny", resolution=32, t_cond=2, t_pred=3, g_ch=4, d_ch=4, z_dim=16, class_dim=16, K=2,
         batch_size=8, lr_g=1e-3, lr_d=1e-3, ema_decay=0.98, ema_start=100, standing_batches=4,
+    ),
+    # The README demo (docs/training.md): tiny's sizes with a generator twice as wide (g_ch 4 left 4 output
+    # channels at 32x32 and could not even overfit 4 clips) and an L1 reconstruction term next to the GAN loss.
+    # Trained on "synthetic:demo" (one shape, flat background, 2-3 px/frame).
+    "demo": Config(
+        name="demo", resolution=32, t_cond=2, t_pred=3, g_ch=8, d_ch=4, z_dim=16, class_dim=16, K=2,
+        batch_size=8, lr_g=1e-3, lr_d=1e-3, ema_decay=0.98, ema_start=100, standing_batches=4, recon_weight=1.0,
     ),
     # Section 4.2-4.3: medium models, channel multiplier 48.
     "paper_medium": Config(name="paper_medium", g_ch=48, d_ch=48),
@@ -147,3 +182,121 @@ def get_config(name: str = "tiny", **overrides) -> Config:
     if name not in CONFIGS:
         raise ValueError(f"get_config(): argument 'name' must be one of {', '.join(CONFIGS)}; got {name!r}")
     return CONFIGS[name].replace(**overrides) if overrides else CONFIGS[name].validate()
+
+
+def _coerce(field_name: str, ftype: str, value, source: str):
+    """``value`` (JSON-decoded, or a string) as the type of Config field ``field_name``."""
+    def fail(expected):
+        raise ValueError(f"{source}: field '{field_name}' must be {expected}; got {value!r}")
+
+    if ftype == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("an int")
+        return value
+    if ftype == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("a number")
+        return float(value)
+    if ftype == "float | None":
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("a number or null")
+        return float(value)
+    if ftype == "str":
+        if not isinstance(value, str):
+            fail("a string")
+        return value
+    if ftype.startswith("tuple"):
+        if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            fail("a list of ints, e.g. [8,4,2]")
+        return tuple(value)
+    raise AssertionError(f"unhandled Config field type {ftype!r}")  # pragma: no cover - every field is covered
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(Config)}
+
+
+def config_from_mapping(values, *, source: str = "config") -> Config:
+    """A validated :class:`Config` from a mapping of field values (``base`` names a config to start from).
+
+    Unknown fields are an error naming the known ones; values are checked against the
+    field types (lists for the width tuples).  ``source`` names the origin in messages.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"{source}: a config must be a table of fields, got {type(values).__name__}")
+    values = dict(values)
+    base = values.pop("base", None)
+    if base is not None and (not isinstance(base, str) or base not in CONFIGS):
+        raise ValueError(f"{source}: 'base' must name a registered config ({', '.join(CONFIGS)}); got {base!r}")
+    types = _field_types()
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ValueError(f"{source}: unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(types)}")
+    typed = {k: _coerce(k, types[k], v, source) for k, v in values.items()}
+    start = CONFIGS[base] if base is not None else Config()
+    try:
+        return dataclasses.replace(start, **typed).validate()
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def load_config(spec: str) -> Config:
+    """A registered config name, or the path of a ``.json`` / ``.toml`` file of config fields.
+
+    A file holds a table of :class:`Config` fields (``config.json`` of a run has it under
+    ``"config"``, which is accepted too); ``base = "tiny"`` starts from a registered
+    config, otherwise from the paper's defaults.  Errors are ``ValueError`` naming the
+    file and the field.
+    """
+    import json
+    import os
+
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"load_config(): argument 'spec' must be a config name or a file path, got {spec!r}")
+    if spec in CONFIGS:
+        return CONFIGS[spec].validate()
+    suffix = os.path.splitext(spec)[1].lower()
+    if suffix not in (".json", ".toml"):
+        raise ValueError(f"unknown config {spec!r}: use one of {', '.join(CONFIGS)} or a .json/.toml file")
+    try:
+        with open(spec, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ValueError(f"config file {spec}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        if suffix == ".json":
+            values = json.loads(raw.decode("utf-8"))
+        else:
+            import tomllib
+
+            values = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {spec}: not valid {suffix[1:].upper()} ({exc})") from None
+    if isinstance(values, dict) and isinstance(values.get("config"), dict) and "name" not in values:
+        values = values["config"]  # a run's config.json
+    return config_from_mapping(values, source=f"config file {spec}")
+
+
+def parse_overrides(items, config: Config, *, option: str = "--set") -> Config:
+    """``config`` with ``KEY=VALUE`` items applied (VALUE is JSON, else a string), validated.
+
+    >>> parse_overrides(["g_ch=8", "recon_weight=0.5"], get_config("tiny")).g_ch
+    8
+    """
+    import json
+
+    values = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{option} must be KEY=VALUE (a config field), got {item!r}")
+        try:
+            values[key] = json.loads(text)
+        except ValueError:
+            values[key] = text
+    current = config.to_dict()
+    current.update(values)
+    return config_from_mapping(current, source=option)

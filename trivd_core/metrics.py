@@ -30,12 +30,17 @@ Conventions (the reference twins in ``reference.metrics`` state the same ones)
 * :func:`inception_score` returns ``(mean, std)`` over splits (std with ddof 0);
   split k holds rows ``floor(kN/S) .. floor((k+1)N/S) - 1``.
 * :func:`ssim`: Wang et al. (2004) with an 11 x 11 Gaussian window (sigma 1.5,
-  normalised), K1 = 0.01, K2 = 0.03, data range L = 2 for frames in [-1, 1],
-  population (not sample) window statistics, per channel, over *valid* window
-  positions only, averaged over positions and channels -- equal to
-  ``tf.image.ssim`` and to ``skimage.metrics.structural_similarity(data_range=2,
-  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1)``.
-  Frames must be at least 11 x 11.
+  normalised), K1 = 0.01, K2 = 0.03, population (not sample) window statistics, per
+  channel, over *valid* window positions only, averaged over positions and channels.
+  Default ``protocol="savp"`` (the paper reports SSIM "as in SAVP"): frames in [-1, 1]
+  are mapped to [0, 1] by ``(x + 1) / 2`` and the data range is L = 1 -- SAVP's
+  ``video_prediction/metrics.py`` (``tf.image.ssim(..., max_val=1.0)`` on [0, 1]
+  frames), equal to ``skimage.metrics.structural_similarity(data_range=1,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1)`` on
+  the mapped frames.  ``protocol="pm1"``: the frames as given in [-1, 1] with L = 2
+  (the contrast/structure terms are equal; the luminance term is not invariant under
+  the shift, so the numbers differ, e.g. by 0.04-0.16 for brightness errors).  Frames
+  must be at least 11 x 11.
 * :func:`psnr`: ``10 log10(L^2 / MSE)`` with L = 2 per frame; ``+inf`` for
   identical frames.
 * :func:`best_of` keeps, per clip, the first sample with the highest mean SSIM
@@ -278,10 +283,25 @@ def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return sliding_window_view(x, g.shape[0], axis=-2) @ g
 
 
-def _ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+#: SSIM conventions: name -> (offset, scale, data range L); frames become ``(x + offset) * scale``.
+SSIM_PROTOCOLS = {"savp": (1.0, 0.5, 1.0), "pm1": (0.0, 1.0, DATA_RANGE)}
+
+
+def _ssim_protocol(fn: str, protocol) -> tuple[float, float, float]:
+    if not isinstance(protocol, str) or protocol not in SSIM_PROTOCOLS:
+        raise ValueError(f"{fn}(): argument 'protocol' must be one of {', '.join(map(repr, SSIM_PROTOCOLS))} "
+                         f"('savp': frames mapped to [0, 1], L = 1, the published protocol; 'pm1': [-1, 1], L = 2); "
+                         f"got {protocol!r}")
+    return SSIM_PROTOCOLS[protocol]
+
+
+def _ssim(a: np.ndarray, b: np.ndarray, protocol: str = "savp") -> np.ndarray:
+    offset, scale, L = SSIM_PROTOCOLS[protocol]
+    if offset or scale != 1.0:
+        a, b = (a + offset) * scale, (b + offset) * scale
     g = _gaussian_1d()
-    C1 = (SSIM_K1 * DATA_RANGE) ** 2
-    C2 = (SSIM_K2 * DATA_RANGE) ** 2
+    C1 = (SSIM_K1 * L) ** 2
+    C2 = (SSIM_K2 * L) ** 2
     mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
     var_a = _filter_valid(a * a, g) - mu_a * mu_a
     var_b = _filter_valid(b * b, g) - mu_b * mu_b
@@ -296,14 +316,17 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(positive, 10.0 * np.log10(DATA_RANGE**2 / np.where(positive, mse, 1.0)), np.inf)
 
 
-def ssim(a, b) -> np.ndarray:
+def ssim(a, b, *, protocol: str = "savp") -> np.ndarray:
     """Mean SSIM per frame of ``(..., H, W, C)`` frames in [-1, 1]; returns shape ``a.shape[:-3]``.
 
-    Gaussian 11 x 11 window (sigma 1.5), K1 = 0.01, K2 = 0.03, L = 2, valid window
-    positions, mean over positions and channels (see the module docstring).  H, W >= 11.
+    Gaussian 11 x 11 window (sigma 1.5), K1 = 0.01, K2 = 0.03, valid window positions,
+    mean over positions and channels (see the module docstring).  ``protocol="savp"``
+    (default): frames mapped to [0, 1], L = 1; ``"pm1"``: frames in [-1, 1], L = 2.
+    H, W >= 11.
     """
+    _ssim_protocol("ssim", protocol)
     a, b = _frames("ssim", a, b, SSIM_WINDOW)
-    return _ssim(a, b)
+    return _ssim(a, b, protocol)
 
 
 def psnr(a, b) -> np.ndarray:
@@ -319,16 +342,18 @@ def psnr(a, b) -> np.ndarray:
 # best-of-l protocol and the copy baseline
 
 
-def best_of(samples, truth) -> BestOf:
+def best_of(samples, truth, *, protocol: str = "savp") -> BestOf:
     """Best-of-l SSIM/PSNR (appendix C.1, Fig. 5, the SAVP protocol).
 
     ``samples`` ``(l, B, T, H, W, C)`` are l continuations of B clips, ``truth``
     ``(B, T, H, W, C)`` the real ones, in [-1, 1] with H, W >= 11.  Per clip the
     sample with the highest mean SSIM over its T frames is kept (the first on ties);
     returns :class:`BestOf` with its per-frame SSIM and PSNR.  The copy baseline is
-    ``best_of(copy_last_frame(cond, T)[None], truth)``.
+    ``best_of(copy_last_frame(cond, T)[None], truth)``.  ``protocol``: the SSIM
+    convention (:func:`ssim`), which also decides which sample is kept.
     """
     fn = "best_of"
+    _ssim_protocol(fn, protocol)
     dims: dict[str, int] = {}
     S = _host(fn, "samples", samples, ("l", "B", "T", "H", "W", "C"), dims)
     X = _host(fn, "truth", truth, ("B", "T", "H", "W", "C"), dims)
@@ -338,7 +363,7 @@ def best_of(samples, truth) -> BestOf:
         raise ValueError(f"{fn}(): argument 'samples' must have H, W >= {SSIM_WINDOW} and C >= 1, got shape {S.shape}")
     _unit_range(fn, "samples", S)
     _unit_range(fn, "truth", X)
-    per_frame = _ssim(S, np.broadcast_to(X, S.shape))  # (l, B, T)
+    per_frame = _ssim(S, np.broadcast_to(X, S.shape), protocol)  # (l, B, T)
     chosen = np.argmax(per_frame.mean(axis=-1), axis=0).astype(np.int64)  # (B,)
     clips = np.arange(dims["B"])
     ssim_pc = per_frame[chosen, clips]

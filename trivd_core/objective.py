@@ -5,7 +5,10 @@
   ``L_D = sum_n [ mean(relu(1 - D_n(x))) + mean(relu(1 + D_n(G(z)))) ]``.
 * :func:`g_loss` - the generator risk: Eq. 14 summed over the sub-discriminators plus
   the orthogonality penalty on G's weights with weight ``config.ortho_weight`` (1e-4, E.2),
-  ``L_G = sum_n -mean(D_n([c ; G(c, z)])) + ortho_weight * sum_W ||W^T W * (1 - I)||_F^2``.
+  ``L_G = sum_n -mean(D_n([c ; G(c, z)])) + ortho_weight * sum_W ||W^T W * (1 - I)||_F^2``,
+  plus, only when ``config.recon_weight = lambda > 0`` (not in the paper; every paper
+  config has 0), an L1 reconstruction term ``lambda * mean|G(c, z) - x_future|`` over the
+  predicted frames (the CPU demo's documented deviation, docs/training.md).
 
 Conventions (for ports and the training loop):
 
@@ -68,7 +71,7 @@ def d_loss(d_params, d_state, real_video, fake_video, randomness, config, *, tra
 
 
 def g_loss(g_params, g_state, d_params, d_state, cond_frames, z, randomness, config, *, train: bool = True,
-           class_ids=None):
+           class_ids=None, target_frames=None):
     """Generator loss: Eq. 14 summed over the sub-discriminators + ``ortho_weight`` x orthogonal penalty.
 
     cond_frames: ``(B, t_cond, H, W, C)``; z: ``(B, z_dim)`` latents; randomness: the
@@ -79,6 +82,10 @@ def g_loss(g_params, g_state, d_params, d_state, cond_frames, z, randomness, con
     Returns ``(loss, aux, states)`` with ``states = {"g": new g_state, "d": new d_state}``
     and ``aux`` holding ``"g/<name>"`` (Eq. 14 per sub-discriminator), ``"fake/<name>"``
     (mean score), ``"gan"`` (their sum) and ``"ortho"`` (the unweighted penalty), all 0-d.
+
+    target_frames: ``(B, t_pred, H, W, C)`` the true future frames; required when
+    ``config.recon_weight > 0``, then ``aux["recon"]`` is ``mean|G(c, z) - target_frames|``
+    (unweighted) and ``loss`` includes ``recon_weight * aux["recon"]``.  Ignored otherwise.
     """
     from .generator import g_ortho_penalty, generate  # the generator imports this package's encoder
 
@@ -101,4 +108,11 @@ def g_loss(g_params, g_state, d_params, d_state, cond_frames, z, randomness, con
     aux["gan"] = gan
     aux["ortho"] = ortho
     loss = gan + config.ortho_weight * ortho
+    if config.recon_weight > 0:
+        if target_frames is None:
+            raise ValueError(f"{fn}(): argument 'target_frames' (B, {config.t_pred}, {r}, {r}, {config.channels}) is "
+                             f"required when config.recon_weight > 0 (got recon_weight={config.recon_weight})")
+        check_array(fn, "target_frames", target_frames, (cond_frames.shape[0], config.t_pred, r, r, config.channels))
+        aux["recon"] = xp.mean(xp.abs(frames - target_frames))
+        loss = loss + config.recon_weight * aux["recon"]
     return loss, aux, {"g": new_g_state, "d": new_d_state}

@@ -225,12 +225,14 @@ class JaxEngine:
         d_params = optax.apply_updates(d_params, updates)
         return g_state, d_params, d_state, opt_d, {"d_loss": loss, **aux}
 
-    def _g_update(self, g_params, g_state, d_params, d_state, opt_g, ema, step, cond, z, rand):
+    def _g_update(self, g_params, g_state, d_params, d_state, opt_g, ema, step, real, z, rand):
         """The generator update (Eq. 14 + orthogonal penalty), then the EMA at ``step + 1``."""
         c = self.config
+        cond, target = real[:, :c.t_cond], real[:, c.t_cond:]
 
         def g_obj(gp):
-            loss, aux, states = objective.g_loss(gp, g_state, d_params, d_state, cond, z, rand, c, train=True)
+            loss, aux, states = objective.g_loss(gp, g_state, d_params, d_state, cond, z, rand, c, train=True,
+                                                 target_frames=target)
             return loss, (aux, states)
 
         (loss, (aux, states)), grads = jax.value_and_grad(g_obj, has_aux=True)(g_params)
@@ -239,6 +241,8 @@ class JaxEngine:
         step = step + 1
         ema = ema_update(ema, g_params, c.ema_decay, step, c.ema_start)
         metrics = {"g_loss": loss, "ortho": aux["ortho"], "gan": aux["gan"]}
+        if "recon" in aux:
+            metrics["recon"] = aux["recon"]
         for key, v in aux.items():
             if key.startswith("g/"):
                 metrics[key] = v
@@ -267,9 +271,8 @@ class JaxEngine:
         rand0 = {k: v[0] for k, v in x["rand_d"].items()}
         d = self._d_fn.lower(ts["g_params"], ts["g_state"], ts["d_params"], ts["d_state"], ts["opt_d"],
                              x["real"][0], x["z_d"][0], rand0).compile()
-        cond = x["real"][c.d_steps - 1][:, :c.t_cond]
         g = self._g_fn.lower(ts["g_params"], ts["g_state"], ts["d_params"], ts["d_state"], ts["opt_g"], ts["ema"],
-                             ts["step"], cond, x["z_g"], x["rand_g"]).compile()
+                             ts["step"], x["real"][c.d_steps - 1], x["z_g"], x["rand_g"]).compile()
         return {"d_update": d, "g_update": g}
 
     def _step(self, ts, inputs):
@@ -283,9 +286,9 @@ class JaxEngine:
             g_state, d_params, d_state, opt_d, m = self._d_fn(ts["g_params"], g_state, d_params, d_state, opt_d,
                                                                inputs["real"][i], inputs["z_d"][i], rand)
             d_metrics.append(m)
-        cond = inputs["real"][c.d_steps - 1][:, :c.t_cond]
         g_params, g_state, d_state, opt_g, ema, step, g_metrics = self._g_fn(
-            ts["g_params"], g_state, d_params, d_state, ts["opt_g"], ts["ema"], ts["step"], cond, inputs["z_g"],
+            ts["g_params"], g_state, d_params, d_state, ts["opt_g"], ts["ema"], ts["step"],
+            inputs["real"][c.d_steps - 1], inputs["z_g"],
             inputs["rand_g"])
         new_ts = {"step": step, "g_params": g_params, "g_state": g_state, "d_params": d_params, "d_state": d_state,
                   "ema": ema, "opt_g": opt_g, "opt_d": opt_d}

@@ -405,10 +405,10 @@ class TorchEngine:
             d_params, opt_d = self._adam(d_params, grads, opt_d, cfg.lr_d)
             d_logs.append((loss.detach(), {k: v.detach() for k, v in aux.items()}))
 
-        cond = x["real"][cfg.d_steps - 1][:, :tc]
+        cond, target = x["real"][cfg.d_steps - 1][:, :tc], x["real"][cfg.d_steps - 1][:, tc:]
         with torch.enable_grad():
             loss_g, aux_g, states = g_loss(g_params, g_state, _detached(d_params), d_state, cond, x["z_g"],
-                                           x["rand_g"], cfg, train=True)
+                                           x["rand_g"], cfg, train=True, target_frames=target)
             grads = self._grad(loss_g, g_params)
         g_state, d_state = _detached(states["g"]), _detached(states["d"])
         g_params, opt_g = self._adam(g_params, grads, ts["opt_g"], cfg.lr_g)
@@ -427,6 +427,9 @@ class TorchEngine:
         n = len(d_logs)
         names, values = ["d_loss", "g_loss", "gan", "ortho"], [
             sum(lo for lo, _ in d_logs) / n, loss_g, aux_g["gan"], aux_g["ortho"]]
+        if "recon" in aux_g:
+            names.append("recon")
+            values.append(aux_g["recon"])
         for sub in self._sub:
             for key in ("d", "real", "fake"):
                 names.append(f"{key}/{sub}")

@@ -28,6 +28,7 @@ from .videos import VIDEO_EXTENSIONS, VideoFolderDataset, list_videos, read_clip
 
 __all__ = [
     "make_dataset",
+    "DEMO_OPTIONS",
     "ClipDataset",
     "SyntheticShapes",
     "ShapeTracks",
@@ -54,6 +55,14 @@ __all__ = [
 ]
 
 
+#: ``"synthetic:demo"``: one square or disc on a flat background colour, 6-10% of the frame per frame
+#: (1.9-3.2 px at 32x32), so that the shapes move by several pixels over the predicted frames and
+#: the finest TSRU stage (16x16) sees 1-1.6 px per step, within one cell of its 3x3 warp
+#: (docs/training.md: the default textured data moves 0.5-1.4 px per frame, which a 3x3 warp at
+#: 4x4-16x16 can only express as a blend).
+DEMO_OPTIONS = {"num_shapes": 1, "texture": 0.0, "speed_range": (0.06, 0.1)}
+
+
 def make_dataset(
     spec: str | os.PathLike,
     *,
@@ -69,7 +78,9 @@ def make_dataset(
     ``spec`` is
 
     * ``"synthetic"`` or ``"synthetic:pan"`` (camera pan) - :class:`SyntheticShapes`,
-      clip ``i`` a pure function of ``(seed, split, i)``;
+      clip ``i`` a pure function of ``(seed, split, i)``; ``"synthetic:demo"`` - the
+      same class with :data:`DEMO_OPTIONS` (the README demo's data; ``options``
+      override single entries);
     * a ``.npy`` / ``.npz`` file - :class:`ArrayDataset` (memory-mapped; options
       ``layout``, ``key``, ``value_range``, ``grey``, ``cache_dir``, ``split_file``,
       ``holdout``; ``split`` is ``"train"``/``None`` = the whole file unless the file
@@ -89,8 +100,11 @@ def make_dataset(
     if text in ("synthetic", "synthetic:pan"):
         return _build(SyntheticShapes, text, options, resolution, t, channels, seed=seed, split=split,
                       pan=text.endswith(":pan"))
+    if text == "synthetic:demo":
+        return _build(SyntheticShapes, text, {**DEMO_OPTIONS, **options}, resolution, t, channels, seed=seed,
+                      split=split)
     if text.startswith("synthetic"):
-        raise DataError(f"unknown synthetic dataset {text!r}: use 'synthetic' or 'synthetic:pan'")
+        raise DataError(f"unknown synthetic dataset {text!r}: use 'synthetic', 'synthetic:pan' or 'synthetic:demo'")
     if text.startswith("bair:"):
         return _build(BairDataset, text, options, text[len("bair:"):], resolution=resolution, t=t, channels=channels,
                       split=split)

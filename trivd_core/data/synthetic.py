@@ -94,6 +94,9 @@ class SyntheticShapes(ClipDataset):
         size_range: half-size range as a fraction of ``min(H, W)``.
         speed_range: shape speed range, fraction of ``min(H, W)`` per frame.
         pan_speed_range: pan speed range, fraction of ``min(H, W)`` per frame.
+        texture: standard deviation of the background texture around the clip's base
+            colour (default 0.15; ``0`` gives a flat background of the base colour).  The
+            random draws do not depend on it, so clip ``i`` keeps its shapes and motion.
     """
 
     kind = "synthetic"
@@ -112,6 +115,7 @@ class SyntheticShapes(ClipDataset):
         size_range: tuple[float, float] = (0.08, 0.16),
         speed_range: tuple[float, float] = (0.015, 0.045),
         pan_speed_range: tuple[float, float] = (0.01, 0.03),
+        texture: float = _TEXTURE_STD,
     ):
         self.height, self.width = as_hw(resolution)
         self.t = _check_t(t)
@@ -129,6 +133,10 @@ class SyntheticShapes(ClipDataset):
             raise DataError(f"size_range must satisfy 0 < lo <= hi < 0.5, got {size_range!r}")
         if not 0 < speed_range[0] <= speed_range[1]:
             raise DataError(f"speed_range must satisfy 0 < lo <= hi, got {speed_range!r}")
+        if isinstance(texture, bool) or not isinstance(texture, (int, float)) or not 0 <= texture <= _TEXTURE_CLIP:
+            raise DataError(f"texture must be a number in [0, {_TEXTURE_CLIP}] (the background texture's standard "
+                            f"deviation), got {texture!r}")
+        self.texture = float(texture)
         self.seed = int(seed)
         self.split = split
         self.length = int(length)
@@ -142,7 +150,8 @@ class SyntheticShapes(ClipDataset):
         return self.length
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "seed": self.seed, "split": self.split, "pan": self.pan}
+        return {**super().fingerprint(), "seed": self.seed, "split": self.split, "pan": self.pan,
+                "texture": self.texture}
 
     def clip(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Clip ``index`` (``rng`` is ignored: the clip is a pure function of the seed and index)."""
@@ -172,7 +181,7 @@ class SyntheticShapes(ClipDataset):
         amp = 1.0 / np.hypot(k[:, 0], k[:, 1])
         mix = rng.uniform(-1.0, 1.0, size=(_N_WAVES, C)) * amp[:, None]
         # normalise each channel's texture to standard deviation _TEXTURE_STD (a cosine has variance 1/2)
-        mix *= _TEXTURE_STD / np.maximum(np.sqrt(0.5 * np.sum(mix * mix, axis=0)), 1e-12)
+        mix *= self.texture / np.maximum(np.sqrt(0.5 * np.sum(mix * mix, axis=0)), 1e-12)
         base = rng.uniform(-0.2, 0.2, size=C)
         if self.pan:
             speed = rng.uniform(*self.pan_speed_range) * m

@@ -67,13 +67,15 @@ class TrainOptions:
     n_samples: int = 4
     sample_fps: float = 3.0
     progress: bool = True
+    eval_every: int = 0  # steps between validations (0: none); needs train(validator=...)
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
-        for name in ("steps", "log_every", "sample_every", "ckpt_every", "keep", "n_samples"):
+        for name in ("steps", "log_every", "sample_every", "ckpt_every", "keep", "n_samples", "eval_every"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "steps" else 1):
-                raise ValueError(f"TrainOptions: '{name}' must be a {'non-negative' if name == 'steps' else 'positive'} "
+            lo = 0 if name in ("steps", "eval_every") else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"TrainOptions: '{name}' must be a {'non-negative' if lo == 0 else 'positive'} "
                                  f"int, got {v!r}")
 
 
@@ -86,6 +88,7 @@ class TrainResult:
     seconds: float = 0.0
     steps_per_sec: float | None = None
     last_metrics: dict = field(default_factory=dict)
+    last_validation: dict = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -186,14 +189,19 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool = False,
           gate: Callable[[], tuple[bool, str]] | None = None, run_info: Mapping | None = None,
-          dataset=None, log: Callable[[str], None] | None = None) -> TrainResult:
+          dataset=None, log: Callable[[str], None] | None = None,
+          validator: Callable[[dict], dict] | None = None) -> TrainResult:
     """Train ``engine`` on batches of ``loader`` for ``options.steps`` steps in total; see the module docstring.
 
     ``gate()`` (run first) returns ``(ok, report)``; not ok raises :class:`GateRefused`.
     ``resume``: continue from the newest intact checkpoint in ``run_dir/checkpoints``
     (error if there is none).  ``run_info`` is written to ``config.json`` (with the
     resolved config and the engine's name and devices).  ``dataset`` supplies the fixed
-    sample clips (default: ``loader.dataset``).
+    sample clips (default: ``loader.dataset``).  ``validator(tree) -> dict`` (e.g.
+    :func:`trivd_core.train.validation.validate` bound to a held-out set) runs every
+    ``options.eval_every`` steps and at the last step on ``engine.export(ts)``; its
+    record goes to ``metrics.jsonl`` with keys prefixed ``val/`` (and ``"kind": "val"``),
+    the progress bar shows the model-to-copy MSE ratio, and ``curves.png`` is redrawn.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     run_dir = options.run_dir
@@ -246,6 +254,29 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
         artifacts.write_gif(run_dir / "samples" / f"step_{step_:06d}.gif", frames, fps=options.sample_fps)
         artifacts.plot_losses(metrics_path, run_dir / "loss.png", title=f"trivd train ({engine.name}, {config.name})")
 
+    val_last: dict = {}
+
+    def run_validation(ts_, step_, mlog) -> None:
+        from .validation import plot_validation
+
+        t_v = time.perf_counter()
+        rec = validator(engine.export(ts_))
+        val_last.clear()
+        val_last.update(rec)
+        out = {"step": step_, "time": round(time.time(), 3), "kind": "val",
+               "val_seconds": round(time.perf_counter() - t_v, 3), **{f"val/{k}": v for k, v in rec.items()}}
+        mlog.write(json.dumps(_jsonable(out)) + "\n")
+        mlog.flush()
+        plot_validation(metrics_path, run_dir / "curves.png", title=f"held-out validation ({engine.name}, {config.name})")
+        if tb is not None:
+            tb.validation(step_, rec)
+
+    tb = None
+    if validator is not None and options.eval_every:
+        from .validation import TensorBoard
+
+        tb = TensorBoard.open(run_dir / "tensorboard")
+
     bar = None
     if options.progress:
         try:
@@ -287,9 +318,17 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
                     checkpoint(good)
                 if step % options.sample_every == 0 or step == options.steps:
                     samples(good[0], step)
+                if validator is not None and options.eval_every and (
+                        step % options.eval_every == 0 or step == options.steps):
+                    run_validation(good[0], step, mlog)
+                if tb is not None:
+                    tb.scalars(step, metrics)
                 if bar is not None:
-                    bar.set_postfix(d=f"{metrics.get('d_loss', float('nan')):.3f}",
-                                    g=f"{metrics.get('g_loss', float('nan')):.3f}", refresh=False)
+                    post = {"d": f"{metrics.get('d_loss', float('nan')):.3f}",
+                            "g": f"{metrics.get('g_loss', float('nan')):.3f}"}
+                    if "mse_ratio" in val_last:
+                        post["val_mse/copy"] = f"{val_last['mse_ratio']:.2f}"
+                    bar.set_postfix(post, refresh=False)
                     bar.update(1)
             if interrupt.requested and status == "done" and step < options.steps:
                 status = "interrupted"
@@ -298,6 +337,8 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
     finally:
         if bar is not None:
             bar.close()
+        if tb is not None:
+            tb.close()
     if status == "interrupted":
         path = checkpoint(good) if (last_ckpt[0] is None or load_meta_step(last_ckpt[0]) != good[1]) else last_ckpt[0]
         message = f"interrupted at step {good[1]}; checkpoint written: {path}; resume with --resume {run_dir}"
@@ -308,11 +349,12 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
     seconds = time.perf_counter() - t0
     result = TrainResult(status=status, step=good[1], message=message or f"done: {good[1]} steps", checkpoint=last_ckpt[0],
                          seconds=seconds, steps_per_sec=(steps_done / seconds) if steps_done else None,
-                         last_metrics=last)
+                         last_metrics=last, last_validation=dict(val_last))
     artifacts.atomic_write_bytes(run_dir / "status.json", json.dumps({
         "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
         "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
-        "checkpoint": str(result.checkpoint) if result.checkpoint else None}, indent=1).encode())
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+        **({"validation": _jsonable(dict(val_last))} if val_last else {})}, indent=1).encode())
     return result
 
 

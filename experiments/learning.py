@@ -1,0 +1,112 @@
+"""Controlled learning experiments on the synthetic shapes (the numbers of docs/training.md).
+
+Trains one configuration with the JAX engine and the library's loop inputs (no CLI, no
+gate, no checkpoints) and evaluates, every ``--eval-every`` steps, the EMA weights on a
+fixed set of test-split clips with :func:`trivd_core.train.validation.validate` (MSE / SSIM /
+PSNR per predicted frame for the model, copy-last-frame and the best static blur, and
+the motion agreement of the warping stages).  One JSON object per evaluation goes to
+``--out`` (and stdout).
+
+    python experiments/learning.py --set g_ch=8 --set recon_weight=1 \
+        --data-option num_shapes=1 --data-option speed_range=[0.06,0.1] --steps 600 --out runs/x.jsonl
+
+``--set`` and ``--data-option`` take JSON values (strings otherwise), as ``trivd train``.
+``--seconds`` stops training after that wall time (compilation excluded) instead of at
+``--steps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _kv(text):
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="tiny")
+    p.add_argument("--set", action="append", default=[], type=_kv, help="config field KEY=VALUE")
+    p.add_argument("--data-option", action="append", default=[], type=_kv, help="SyntheticShapes option KEY=VALUE")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--seconds", type=float, default=None)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-clips", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="jax")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--zero-z", action="store_true", help="train with z = 0 (probe: is the latent noise in the way?)")
+    args = p.parse_args(argv)
+
+    import backends
+    from trivd_core.configs import get_config
+    from trivd_core.data import Loader, make_dataset
+    from trivd_core.train.loop import InputSampler, loop_rng
+    from trivd_core.train.validation import ValidationSet, make_predict_fn, validate
+
+    config = get_config(args.config, **dict(args.set))
+    opts = dict(args.data_option)
+    train_ds = make_dataset("synthetic", resolution=config.resolution, t=config.t_total, channels=config.channels,
+                            split="train", seed=args.seed, **opts)
+    vset = ValidationSet.from_dataset(
+        make_dataset("synthetic", resolution=config.resolution, t=config.t_total, channels=config.channels,
+                     split="test", seed=0, **opts), config, n_clips=args.eval_clips)
+    backend = backends.load(args.backend)
+    engine = backend.engine(config, train_opt="full") if args.backend == "jax" else backend.engine(config)
+    loader = Loader(train_ds, config.batch_size, seed=args.seed, workers=0)
+    sampler = InputSampler(config, loader, loop_rng(args.seed))
+    ts = engine.init(args.seed)
+    predict_fn = make_predict_fn(backend)
+    out = args.out.open("w") if args.out else None
+    header = {"config": config.to_dict(), "data_options": opts, "seed": args.seed, "backend": args.backend,
+              "zero_z": args.zero_z}
+    print(json.dumps(header), flush=True)
+    if out:
+        out.write(json.dumps(header) + "\n")
+    t_train = 0.0
+    step = 0
+    losses = []
+    while True:
+        t0 = time.perf_counter()
+        inputs = sampler.draw()
+        if args.zero_z:
+            inputs["z_d"][...] = 0.0
+            inputs["z_g"][...] = 0.0
+        ts, m = engine.step(ts, inputs)
+        dt = time.perf_counter() - t0
+        step += 1
+        if step > 1:  # the first step compiles
+            t_train += dt
+        losses.append(m)
+        done = step >= args.steps or (args.seconds is not None and t_train >= args.seconds)
+        if step % args.eval_every == 0 or done:
+            rec = validate(predict_fn, engine.export(ts), vset, config)
+            rec = {"step": step, "train_seconds": round(t_train, 1),
+                   "d_loss": float(np.mean([x["d_loss"] for x in losses])),
+                   "g_loss": float(np.mean([x["g_loss"] for x in losses])),
+                   **({"recon": float(np.mean([x["recon"] for x in losses]))} if "recon" in losses[0] else {}),
+                   **rec}
+            losses = []
+            line = json.dumps(rec)
+            print(line, flush=True)
+            if out:
+                out.write(line + "\n")
+                out.flush()
+        if done:
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

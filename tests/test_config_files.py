@@ -1,0 +1,112 @@
+"""Configs from files and `--set` overrides (configs.load_config / parse_overrides) and their CLI errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from trivd_core import cli
+from trivd_core.configs import CONFIGS, config_from_mapping, get_config, load_config, parse_overrides
+
+
+def test_named_config_and_paper_configs_have_no_reconstruction_term():
+    assert load_config("tiny") == get_config("tiny")
+    for name in ("paper_medium", "paper_large", "bair", "tiny"):
+        assert CONFIGS[name].recon_weight == 0.0  # the paper's objective: no L1 term
+    assert CONFIGS["demo"].recon_weight > 0  # the demo's documented deviation
+
+
+def test_json_and_toml_files_with_a_base(tmp_path):
+    js = tmp_path / "c.json"
+    js.write_text(json.dumps({"base": "tiny", "name": "mine", "g_ch": 6, "g_widths": [4, 2, 1], "truncation": None}))
+    cfg = load_config(str(js))
+    assert (cfg.name, cfg.g_ch, cfg.g_widths, cfg.resolution, cfg.truncation) == ("mine", 6, (4, 2, 1), 32, None)
+    toml = tmp_path / "c.toml"
+    toml.write_text('base = "demo"\nname = "t"\nrecon_weight = 2.5\nlr_g = 3e-4\n')
+    cfg = load_config(str(toml))
+    assert (cfg.recon_weight, cfg.lr_g, cfg.g_ch) == (2.5, 3e-4, CONFIGS["demo"].g_ch)
+    # a run's config.json (fields under "config") is a config file too
+    run = tmp_path / "config.json"
+    run.write_text(json.dumps({"config": get_config("demo").to_dict(), "backend": "jax"}))
+    assert load_config(str(run)) == get_config("demo")
+    # without a base: the paper's defaults
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"name": "bare"}))
+    assert load_config(str(bare)).g_ch == 48
+
+
+@pytest.mark.parametrize("content, suffix, match", [
+    ('{"g_ch": 2.5}', ".json", "field 'g_ch' must be an int"),
+    ('{"bogus": 1}', ".json", "unknown config field"),
+    ('{"base": "huge"}', ".json", "'base' must name a registered config"),
+    ("[1, 2]", ".json", "a table of fields"),
+    ("{not json", ".json", "not valid JSON"),
+    ("g_ch = ", ".toml", "not valid TOML"),
+    ('lr_g = "fast"', ".toml", "field 'lr_g' must be a number"),
+    ('beta2 = 1.5', ".toml", "field 'beta2' must be in"),
+])
+def test_bad_files_name_the_file_and_field(tmp_path, content, suffix, match):
+    f = tmp_path / f"bad{suffix}"
+    f.write_text(content)
+    with pytest.raises(ValueError, match=match) as info:
+        load_config(str(f))
+    assert str(f) in str(info.value)
+
+
+def test_load_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown config 'huge'"):
+        load_config("huge")
+    with pytest.raises(ValueError, match="cannot read it"):
+        load_config(str(tmp_path / "missing.json"))
+
+
+def test_parse_overrides_types_and_errors():
+    base = get_config("tiny")
+    cfg = parse_overrides(["g_ch=8", "recon_weight=0.5", "cell=convgru", "truncation=null", "d_widths=[1,2,4,8,8]"],
+                          base)
+    assert (cfg.g_ch, cfg.recon_weight, cfg.cell, cfg.truncation, cfg.d_widths) == (8, 0.5, "convgru", None,
+                                                                                     (1, 2, 4, 8, 8))
+    assert parse_overrides([], base) == base
+    for items, match in ((["g_ch"], "KEY=VALUE"), (["=3"], "KEY=VALUE"), (["g_ch=abc"], "must be an int"),
+                         (["nope=1"], "unknown config field"), (["recon_weight=-1"], "recon_weight"),
+                         (["lr_d=NaN"], "lr_d"), (["cell=lstm"], "field 'cell'"), (["g_widths=[1,2]"], "g_widths")):
+        with pytest.raises(ValueError, match=match):
+            parse_overrides(items, base)
+
+
+@pytest.mark.parametrize("field, value", [("lr_g", -1.0), ("lr_d", math.nan), ("beta2", 1.5), ("adam_eps", 0.0),
+                                          ("bn_eps", -1.0), ("ema_start", -5), ("g_ch", 0), ("cell_k", 3.0),
+                                          ("truncation", math.nan), ("recon_weight", math.inf)])
+def test_validation_refuses_bad_hyper_parameters(field, value):
+    with pytest.raises(ValueError, match=f"field '{field}'"):
+        get_config("tiny", **{field: value})
+
+
+def test_config_from_mapping_rejects_non_tables():
+    with pytest.raises(ValueError, match="a table of fields"):
+        config_from_mapping([1, 2])
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--set", "g_ch=abc"], "field 'g_ch' must be an int"),
+    (["--set", "novalue"], "KEY=VALUE"),
+    (["--set", "bogus=1"], "unknown config field(s) bogus"),
+    (["--config", "huge"], "unknown config 'huge'"),
+    (["--batch-size", "0"], "batch_size"),
+])
+def test_cli_train_config_errors_exit_2_with_one_line(tmp_path, capsys, argv, match):
+    assert cli.main(["train", "--run-dir", str(tmp_path / "r"), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_info_reads_a_config_file(tmp_path, capsys):
+    f = tmp_path / "c.toml"
+    f.write_text('base = "tiny"\nname = "from-file"\ng_ch = 3\n')
+    assert cli.main(["info", "--config", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "'from-file'" in out and "g_ch 3" in out
+    assert cli.main(["info", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
