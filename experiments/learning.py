@@ -7,8 +7,9 @@ PSNR per predicted frame for the model, copy-last-frame and the best static blur
 the motion agreement of the warping stages).  One JSON object per evaluation goes to
 ``--out`` (and stdout).
 
-    python experiments/learning.py --set g_ch=8 --set recon_weight=1 \
-        --data-option num_shapes=1 --data-option speed_range=[0.06,0.1] --steps 600 --out runs/x.jsonl
+    python experiments/learning.py --steps 1500 --out runs/x.jsonl                 # the demo config and data
+    python experiments/learning.py --set recon_weight=0 --set latent_std=1 --set d_steps=2 --out runs/gan.jsonl
+    python experiments/learning.py --config tiny --data synthetic --set g_ch=8 --out runs/y.jsonl
 
 ``--set`` and ``--data-option`` take JSON values (strings otherwise), as ``trivd train``.
 ``--seconds`` stops training after that wall time (compilation excluded) instead of at
@@ -34,9 +35,23 @@ def _kv(text):
         return key, value
 
 
+def _drop_gan_term():
+    """Replace objective.g_loss by its L1 + orthogonal-penalty part (the engines call it through the module)."""
+    from trivd_core import objective
+
+    full = objective.g_loss
+
+    def g_loss(*args, **kwargs):
+        loss, aux, states = full(*args, **kwargs)
+        return loss - aux["gan"], aux, states
+
+    objective.g_loss = g_loss
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="tiny")
+    p.add_argument("--config", default="demo")
+    p.add_argument("--data", default="synthetic:demo", help="a synthetic dataset spec (synthetic, synthetic:demo)")
     p.add_argument("--set", action="append", default=[], type=_kv, help="config field KEY=VALUE")
     p.add_argument("--data-option", action="append", default=[], type=_kv, help="SyntheticShapes option KEY=VALUE")
     p.add_argument("--steps", type=int, default=600)
@@ -46,6 +61,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="jax")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--save", type=Path, default=None,
+                   help="write the final state as a run directory here (checkpoints/, config.json: trivd eval/predict "
+                        "read it)")
+    p.add_argument("--no-gan", action="store_true",
+                   help="probe: G's loss is recon_weight * L1 + ortho only (D still trains, unused by G)")
     p.add_argument("--zero-z", action="store_true", help="train with z = 0 (probe: is the latent noise in the way?)")
     args = p.parse_args(argv)
 
@@ -56,11 +76,13 @@ def main(argv=None):
     from trivd_core.train.validation import ValidationSet, make_predict_fn, validate
 
     config = get_config(args.config, **dict(args.set))
+    if args.no_gan:
+        _drop_gan_term()
     opts = dict(args.data_option)
-    train_ds = make_dataset("synthetic", resolution=config.resolution, t=config.t_total, channels=config.channels,
+    train_ds = make_dataset(args.data, resolution=config.resolution, t=config.t_total, channels=config.channels,
                             split="train", seed=args.seed, **opts)
     vset = ValidationSet.from_dataset(
-        make_dataset("synthetic", resolution=config.resolution, t=config.t_total, channels=config.channels,
+        make_dataset(args.data, resolution=config.resolution, t=config.t_total, channels=config.channels,
                      split="test", seed=0, **opts), config, n_clips=args.eval_clips)
     backend = backends.load(args.backend)
     engine = backend.engine(config, train_opt="full") if args.backend == "jax" else backend.engine(config)
@@ -69,8 +91,8 @@ def main(argv=None):
     ts = engine.init(args.seed)
     predict_fn = make_predict_fn(backend)
     out = args.out.open("w") if args.out else None
-    header = {"config": config.to_dict(), "data_options": opts, "seed": args.seed, "backend": args.backend,
-              "zero_z": args.zero_z}
+    header = {"config": config.to_dict(), "data": args.data, "data_options": opts, "seed": args.seed, "backend": args.backend,
+              "zero_z": args.zero_z, "no_gan": args.no_gan}
     print(json.dumps(header), flush=True)
     if out:
         out.write(json.dumps(header) + "\n")
@@ -105,6 +127,15 @@ def main(argv=None):
                 out.flush()
         if done:
             break
+    if args.save:
+        from trivd_core.train.checkpoint import save_checkpoint
+
+        args.save.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(args.save / "checkpoints", engine.export(ts), step=step,
+                        meta={"backend": engine.name, "config": config.to_dict(), "seed": args.seed})
+        (args.save / "config.json").write_text(json.dumps(
+            {"config": config.to_dict(), "backend": engine.name, "seed": args.seed,
+             "args": {"data": args.data, "data_options": opts, "seed": args.seed}}, indent=1))
     return 0
 
 

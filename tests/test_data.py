@@ -531,3 +531,36 @@ def test_make_dataset_reports_unknown_and_ill_typed_options(tmp_path):
     np.save(path, np.zeros((2, 6, 8, 8, 1), np.uint8))
     with pytest.raises(DataError, match=r"unknown dataset option\(s\) colour; ArrayDataset accepts layout, "):
         make_dataset(str(path), resolution=8, t=4, channels=1, colour=True)
+
+
+def test_synthetic_texture_and_bounces_options():
+    """texture=0: a flat background; bounces=False: straight lines through the clip, same shapes and velocities."""
+    from trivd_core.data import DEMO_OPTIONS
+
+    flat = SyntheticShapes(32, 6, 3, seed=1, split="test", texture=0.0, num_shapes=1)
+    clip, tr = flat.render(0)
+    bg = tr.masks[:, 0] == 0
+    base = clip[0][bg[0]][0]
+    np.testing.assert_array_equal(clip[bg], np.broadcast_to(base, clip[bg].shape))  # one colour everywhere
+    straight = SyntheticShapes(32, 6, 3, seed=1, split="test", bounces=False, speed_range=(0.06, 0.1))
+    bouncing = SyntheticShapes(32, 6, 3, seed=1, split="test", speed_range=(0.06, 0.1))
+    moved = 0
+    for i in range(40):
+        _, a = straight.render(i)
+        _, b = bouncing.render(i)
+        np.testing.assert_array_equal(a.colors, b.colors)
+        np.testing.assert_array_equal(np.abs(a.velocities[0]), np.abs(b.velocities[0]))  # the same speeds
+        v = a.velocities[0]
+        np.testing.assert_array_equal(a.velocities, np.broadcast_to(v, a.velocities.shape))  # never flips
+        t = np.arange(6, dtype=np.float64)[:, None, None]
+        np.testing.assert_allclose(a.positions, a.positions[0] + v[None] * t, rtol=0, atol=1e-12)
+        lo, hi = a.half_sizes[:, None] - 0.5, 32 - 0.5 - a.half_sizes[:, None]
+        assert np.all(a.positions >= lo[None] - 1e-9) and np.all(a.positions <= hi[None] + 1e-9)
+        moved += int(np.any(b.velocities != b.velocities[0]))
+    assert moved > 0  # the bouncing version does bounce in some of these clips
+    demo = make_dataset("synthetic:demo", resolution=32, t=5, split="val")
+    assert demo.num_shapes == (1, 1) and demo.texture == 0.0 and demo.bounces is DEMO_OPTIONS.get("bounces", True)
+    with pytest.raises(DataError, match="texture"):
+        SyntheticShapes(32, 4, texture=-0.1)
+    with pytest.raises(DataError, match="bounces"):
+        SyntheticShapes(32, 4, bounces="no")

@@ -294,16 +294,36 @@ def test_ssim_identical_is_one(m, shape):
 
 
 @pytest.mark.parametrize("m", LAYERS)
-def test_ssim_constant_frames_is_luminance_term(m):
+@pytest.mark.parametrize("protocol", ["savp", "pm1"])
+def test_ssim_constant_frames_is_luminance_term(m, protocol):
     # Constant frames: every window has sigma_a = sigma_b = sigma_ab = 0, so SSIM is the
-    # luminance term (2 al be + C1) / (al^2 + be^2 + C1) per channel, averaged over channels.
+    # luminance term (2 al be + C1) / (al^2 + be^2 + C1) per channel, averaged over channels,
+    # on the frames as the protocol sees them: SAVP maps x -> (x + 1) / 2 with L = 1
+    # (C1 = 0.01^2), pm1 keeps x with L = 2 (C1 = 0.02^2).
     # Tolerance 1e-12: the core's E[x^2] - mu^2 leaves ~1e-16 variances, relative 1e-16 / C2.
     al = np.array([0.5, 1.0, -0.75])
     be = np.array([-0.25, 1.0, 0.0])
     a = np.broadcast_to(al, (2, 11, 14, 3)).copy()
     b = np.broadcast_to(be, (2, 11, 14, 3)).copy()
-    want = np.mean((2 * al * be + C1) / (al**2 + be**2 + C1))
-    np.testing.assert_allclose(m.ssim(a, b), [want, want], rtol=1e-12)
+    if protocol == "savp":
+        al, be, c1 = (al + 1) / 2, (be + 1) / 2, 0.01**2
+    else:
+        c1 = C1
+    want = np.mean((2 * al * be + c1) / (al**2 + be**2 + c1))
+    np.testing.assert_allclose(m.ssim(a, b, protocol=protocol), [want, want], rtol=1e-12)
+
+
+def test_ssim_protocols_differ_in_the_luminance_term_only_and_default_is_savp():
+    # black frame (-1) against a mid-grey one (0): SAVP sees 0 vs 0.5 -> (0 + 1e-4) / (0.25 + 1e-4);
+    # pm1 sees -1 vs 0 -> (0 + 4e-4) / (1 + 4e-4)
+    a = np.full((11, 11, 1), -1.0)
+    b = np.zeros((11, 11, 1))
+    np.testing.assert_allclose(core.ssim(a, b), 1e-4 / (0.25 + 1e-4), rtol=1e-12)
+    np.testing.assert_allclose(core.ssim(a, b, protocol="pm1"), 4e-4 / (1 + 4e-4), rtol=1e-12)
+    with pytest.raises(ValueError, match="protocol"):
+        core.ssim(a, b, protocol="tf")
+    with pytest.raises(ValueError, match="protocol"):
+        ref.ssim(a, b, protocol="tf")
 
 
 @pytest.mark.parametrize("shape", [(11, 11, 1), (2, 12, 13, 2), (2, 1, 11, 12, 3)])
@@ -329,17 +349,19 @@ def test_ssim_symmetric_and_bounded(a, b):
 
 
 def test_ssim_matches_skimage():
+    """pm1: skimage on the frames with data_range 2; SAVP: skimage on (x + 1) / 2 with data_range 1."""
     metrics = pytest.importorskip("skimage.metrics")
     rng = np.random.default_rng(10)
     a = frames(rng, (3, 16, 21, 3))
-    b = np.clip(a + 0.3 * rng.standard_normal(a.shape), -1, 1)
-    want = [
-        metrics.structural_similarity(
-            a[i], b[i], data_range=2.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1
-        )
-        for i in range(3)
-    ]
-    close(core.ssim(a, b), want)
+    b = np.clip(a + 0.3 * rng.standard_normal(a.shape) - 0.2, -1, 1)
+
+    def sk(x, y, L):
+        return [metrics.structural_similarity(x[i], y[i], data_range=L, gaussian_weights=True, sigma=1.5,
+                                              use_sample_covariance=False, channel_axis=-1) for i in range(3)]
+
+    close(core.ssim(a, b, protocol="pm1"), sk(a, b, 2.0))
+    close(core.ssim(a, b), sk((a + 1) / 2, (b + 1) / 2, 1.0))
+    close(ref.ssim(a[:1], b[:1]), sk((a + 1) / 2, (b + 1) / 2, 1.0)[:1])
 
 
 # ---------------------------------------------------------------------------

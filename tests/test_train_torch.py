@@ -401,3 +401,37 @@ def test_cli_train_data_options_are_used_recorded_and_fixed_on_resume(torch_back
     assert "--data synthetic" in err and "unknown dataset option(s) bogus" in err
     assert cli.main([*base, "--run-dir", str(tmp_path / "bad2"), "--data-option", "novalue"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_cli_train_set_config_file_and_validation_records(torch_backend, tmp_path, capsys):
+    """`--config FILE --set`, `--eval-every`: fields recorded in config.json, val records, curves.png, the final line."""
+    from trivd_core import cli
+    from trivd_core.train import artifacts
+
+    cfg_file = tmp_path / "small.toml"
+    cfg_file.write_text('base = "tiny"\nname = "small"\nt_cond = 1\nt_pred = 2\nK = 2\nbatch_size = 4\n'
+                        'decomposition = "faster"\n')
+    run = tmp_path / "run"
+    argv = ["train", "--backend", "torch", "--skip-conformance", "--no-progress", "--workers", "0", "--steps", "3",
+            "--sample-every", "3", "--ckpt-every", "3", "--config", str(cfg_file), "--set", "g_ch=2",
+            "--set", "d_ch=2", "--set", "recon_weight=1", "--eval-every", "2", "--eval-clips", "4",
+            "--run-dir", str(run)]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "validation every 2 steps on 4 clips of the 'val' split" in err and "vs best static blur" in err
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["config"]["name"], saved["config"]["g_ch"], saved["config"]["recon_weight"]) == ("small", 2, 1.0)
+    assert saved["args"]["set"] == ["g_ch=2", "d_ch=2", "recon_weight=1"] and saved["args"]["eval_every"] == 2
+    recs = artifacts.read_metrics(run / "metrics.jsonl")
+    val = [r for r in recs if r.get("kind") == "val"]
+    assert [r["step"] for r in val] == [2, 3] and len(val[0]["val/mse"]) == 2
+    assert "val/motion_agreement" in val[0] and 0.0 <= val[0]["val/motion_agreement"] <= 1.0
+    assert all("recon" in r for r in recs if "g_loss" in r)  # the L1 term is logged
+    assert (run / "curves.png").stat().st_size > 1000
+    assert json.loads((run / "status.json").read_text())["validation"]["mse_ratio"] > 0
+    assert cli.main(["train", "--resume", str(run), "--steps", "4", "--set", "g_ch=4"]) == 2
+    assert "cannot change on --resume" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(run), "--steps", "4", "--eval-every", "1", "--workers", "0",
+                     "--no-progress", "--skip-conformance"]) == 0
+    val = [r for r in artifacts.read_metrics(run / "metrics.jsonl") if r.get("kind") == "val"]
+    assert [r["step"] for r in val] == [2, 3, 4]

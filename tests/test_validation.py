@@ -160,3 +160,42 @@ def test_loop_runs_validation_logs_plots_and_reports(tmp_path):
     assert plot_validation(tmp_path / "run" / "nothing.jsonl", tmp_path / "x.png") is None
     with pytest.raises(ValueError, match="eval_every"):
         TrainOptions(run_dir=tmp_path, steps=1, eval_every=-1)
+
+
+def test_tensorboard_scalars_when_a_writer_is_installed(tmp_path, monkeypatch):
+    """With tensorboardX importable, train() writes train/ and val/ scalars; without one, nothing (TensorBoard.open)."""
+    import sys
+    import types
+
+    from trivd_core.data import Loader
+    from trivd_core.train import TrainOptions, train
+    from trivd_core.train.validation import TensorBoard
+
+    events = []
+
+    class Writer:
+        def __init__(self, logdir):
+            events.append(("open", logdir))
+
+        def add_scalar(self, tag, value, step):
+            events.append((tag, value, step))
+
+        def close(self):
+            events.append(("close",))
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", types.SimpleNamespace(SummaryWriter=Writer))
+    opts = TrainOptions(run_dir=tmp_path / "run", steps=2, seed=0, log_every=1, sample_every=2, ckpt_every=2,
+                        keep=1, n_samples=2, progress=False, eval_every=2)
+    ds = make_dataset("synthetic:demo", resolution=32, t=CFG.t_total, channels=3, length=32)
+    rec = {"mse": [0.1, 0.2], "copy_mse": [0.2, 0.3], "ssim": [0.5, 0.5], "copy_ssim": [0.6, 0.6],
+           "psnr": [20.0, 19.0], "copy_psnr": [19.0, 18.0], "mse_ratio": 0.6, "blur_mse_last": 0.15,
+           "blur_sigma": 1.0, "motion_agreement": None}
+    with Loader(ds, CFG.batch_size, workers=0) as loader:
+        train(_StepEngine(), CFG, loader, opts, log=lambda m: None, validator=lambda tree: rec)
+    assert events[0] == ("open", str(tmp_path / "run" / "tensorboard")) and events[-1] == ("close",)
+    assert ("train/d_loss", 1.0, 1) in events and ("val/mse_ratio", 0.6, 2) in events
+    assert ("val/mse", pytest.approx(0.15), 2) in events  # lists: their mean
+    assert not any(e[0] == "val/motion_agreement" for e in events)  # None is not a scalar
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    assert TensorBoard.open(tmp_path / "tb") is None

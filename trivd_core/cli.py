@@ -73,8 +73,8 @@ def _cmd_conform(argv: list[str]) -> int:
     return int(runner.main(argv) or 0)
 
 
-DEFAULT_TRAIN_STEPS = 250
-DEFAULT_EVAL_EVERY = 50
+DEFAULT_TRAIN_STEPS = 2000
+DEFAULT_EVAL_EVERY = 100
 DEFAULT_EVAL_CLIPS = 32
 #: `trivd train` on JAX compiles the step with XLA's full optimisation from this many steps on (break-even ~100 steps).
 JAX_FULL_OPT_MIN_STEPS = 120
@@ -101,9 +101,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--run-dir", default=None, help="output folder (default: runs/<timestamp>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--seed", type=int, default=None, help="seed of weights, data order and latents (default 0)")
-    p.add_argument("--sample-every", type=int, default=None, help="steps between sample GIFs (default 50)")
-    p.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints (default 50)")
-    p.add_argument("--log-every", type=int, default=None, help="steps between metrics.jsonl records (default 5)")
+    p.add_argument("--sample-every", type=int, default=None, help="steps between sample GIFs (default 100)")
+    p.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints (default 100)")
+    p.add_argument("--log-every", type=int, default=None, help="steps between metrics.jsonl records (default 10)")
     p.add_argument("--keep", type=int, default=None, help="checkpoints to keep (default 3)")
     p.add_argument("--eval-every", type=int, default=None,
                    help=f"steps between held-out validations (MSE/SSIM/PSNR vs copy-last-frame, motion agreement; "
@@ -116,8 +116,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-_TRAIN_DEFAULTS = {"config": "demo", "data": "synthetic:demo", "seed": 0, "sample_every": 50, "ckpt_every": 50,
-                   "log_every": 5, "keep": 3, "steps": DEFAULT_TRAIN_STEPS, "eval_every": DEFAULT_EVAL_EVERY,
+_TRAIN_DEFAULTS = {"config": "demo", "data": "synthetic:demo", "seed": 0, "sample_every": 100, "ckpt_every": 100,
+                   "log_every": 10, "keep": 3, "steps": DEFAULT_TRAIN_STEPS, "eval_every": DEFAULT_EVAL_EVERY,
                    "eval_clips": DEFAULT_EVAL_CLIPS}
 
 

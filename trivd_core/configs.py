@@ -73,6 +73,9 @@ class Config:
     # not in the paper (0 in every paper config): weight of an L1 reconstruction term added to G's loss,
     # recon_weight * mean|G(c, z) - x_future|; see objective.g_loss and docs/training.md
     recon_weight: float = 0.0
+    # the paper draws z ~ N(0, I); latent_std scales the latents of training and sampling (z ~ N(0, latent_std^2 I)).
+    # 1 in every paper config; 0 makes G deterministic (the demo: docs/training.md measures why)
+    latent_std: float = 1.0
 
     @property
     def t_total(self) -> int:
@@ -136,6 +139,8 @@ class Config:
         for f in ("beta1", "beta2", "ema_decay"):
             if not number(f) or not 0.0 <= getattr(self, f) < 1.0:
                 bad(f, "in [0, 1)")
+        if not number("latent_std") or self.latent_std < 0:
+            bad("latent_std", "a finite number >= 0 (1: the paper's z ~ N(0, I))")
         if not number("ortho_weight") or self.ortho_weight < 0:
             bad("ortho_weight", "a finite number >= 0")
         if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:
@@ -161,12 +166,16 @@ CONFIGS: dict[str, Config] = {
         name="tiny", resolution=32, t_cond=2, t_pred=3, g_ch=4, d_ch=4, z_dim=16, class_dim=16, K=2,
         batch_size=8, lr_g=1e-3, lr_d=1e-3, ema_decay=0.98, ema_start=100, standing_batches=4,
     ),
-    # The README demo (docs/training.md): tiny's sizes with a generator twice as wide (g_ch 4 left 4 output
-    # channels at 32x32 and could not even overfit 4 clips) and an L1 reconstruction term next to the GAN loss.
-    # Trained on "synthetic:demo" (one shape, flat background, 2-3 px/frame).
+    # The README demo (docs/training.md has the measurements behind every value that differs from tiny):
+    # a generator twice as wide (g_ch 4 left 4 output channels at 32x32 and could not overfit 4 clips),
+    # z = 0 (latent_std 0: the noise in every conditional BN gain halved what G learned per step), one D
+    # update per G update (the same progress per step at 0.75x the cost) and an L1 reconstruction term
+    # weighted 100 next to the hinge GAN loss (the pure GAN objective stayed behind copy-last-frame).
+    # Trained on "synthetic:demo" (one shape, flat background, 2-3 px/frame in a straight line).
     "demo": Config(
         name="demo", resolution=32, t_cond=2, t_pred=3, g_ch=8, d_ch=4, z_dim=16, class_dim=16, K=2,
-        batch_size=8, lr_g=1e-3, lr_d=1e-3, ema_decay=0.98, ema_start=100, standing_batches=4, recon_weight=1.0,
+        batch_size=8, lr_g=1e-3, lr_d=1e-3, d_steps=1, ema_decay=0.98, ema_start=100, standing_batches=4,
+        recon_weight=100.0, latent_std=0.0,
     ),
     # Section 4.2-4.3: medium models, channel multiplier 48.
     "paper_medium": Config(name="paper_medium", g_ch=48, d_ch=48),

@@ -283,8 +283,10 @@ class Model:
         return self._arrays
 
     def latents(self, rng: np.random.Generator, batch: int) -> np.ndarray:
-        """``(batch, z_dim)`` float32 latents (standard normal, or truncated at ``self.truncation``)."""
-        return generator.truncated_normal_latents(rng, (batch, self.config.z_dim), self.truncation)
+        """``(batch, z_dim)`` float32 latents (standard normal, or truncated at ``self.truncation``), times the
+        config's ``latent_std`` (1 in the paper's configs)."""
+        z = generator.truncated_normal_latents(rng, (batch, self.config.z_dim), self.truncation)
+        return z if self.config.latent_std == 1.0 else (z * np.float32(self.config.latent_std)).astype(np.float32)
 
     def accumulate_standing_stats(self, batches: Iterable, *, source: str = "") -> None:
         """Standing statistics (E.2) from ``(cond, z)`` NumPy batches; replaces any earlier ones.
@@ -460,6 +462,7 @@ def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1,
     record = {
         "num_samples": n,
         "best_of": best_of,
+        "ssim_protocol": "savp (frames mapped to [0, 1], data range 1, Gaussian window 11, sigma 1.5)",
         "batch_size": batch,
         "model": _curves(np.concatenate(ssim_m), np.concatenate(psnr_m)),
         "copy_baseline": _curves(np.concatenate(ssim_c), np.concatenate(psnr_c)),

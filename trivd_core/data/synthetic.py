@@ -18,7 +18,8 @@ at ``(i, j)``, the frame spans ``[-0.5, H - 0.5] x [-0.5, W - 0.5]``):
   shapes differ by at least half the minimum speed.  A shape bounces elastically
   off the borders: its centre follows a triangle wave between ``half_size - 0.5``
   and ``H - 0.5 - half_size`` on each axis, so it always stays fully inside the
-  frame.  Later shapes are drawn over earlier ones.
+  frame (``bounces=False``: the start is chosen so that the shape crosses the frame
+  in a straight line during the clip).  Later shapes are drawn over earlier ones.
 
 Shape velocities are image-space (what is seen in the frames), independent of the
 pan.  All values stay in ``[-1, 1]`` (convex combinations of values in ``[-1, 1]``).
@@ -97,6 +98,11 @@ class SyntheticShapes(ClipDataset):
         texture: standard deviation of the background texture around the clip's base
             colour (default 0.15; ``0`` gives a flat background of the base colour).  The
             random draws do not depend on it, so clip ``i`` keeps its shapes and motion.
+        bounces: ``False`` places each shape so that it crosses the frame in a straight
+            line for the whole clip (constant velocity, no bounce: the start is drawn from
+            the positions from which ``t - 1`` steps stay inside, with the same random
+            number as the bouncing start); where the clip is too long for that, the shape
+            bounces as usual.  Default ``True``.
     """
 
     kind = "synthetic"
@@ -116,6 +122,7 @@ class SyntheticShapes(ClipDataset):
         speed_range: tuple[float, float] = (0.015, 0.045),
         pan_speed_range: tuple[float, float] = (0.01, 0.03),
         texture: float = _TEXTURE_STD,
+        bounces: bool = True,
     ):
         self.height, self.width = as_hw(resolution)
         self.t = _check_t(t)
@@ -137,6 +144,9 @@ class SyntheticShapes(ClipDataset):
             raise DataError(f"texture must be a number in [0, {_TEXTURE_CLIP}] (the background texture's standard "
                             f"deviation), got {texture!r}")
         self.texture = float(texture)
+        if not isinstance(bounces, (bool, np.bool_)):
+            raise DataError(f"bounces must be True or False, got {bounces!r}")
+        self.bounces = bool(bounces)
         self.seed = int(seed)
         self.split = split
         self.length = int(length)
@@ -151,7 +161,7 @@ class SyntheticShapes(ClipDataset):
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "seed": self.seed, "split": self.split, "pan": self.pan,
-                "texture": self.texture}
+                "texture": self.texture, "bounces": self.bounces}
 
     def clip(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Clip ``index`` (``rng`` is ignored: the clip is a pure function of the seed and index)."""
@@ -201,7 +211,8 @@ class SyntheticShapes(ClipDataset):
         colors = (signs * rng.uniform(0.8, 1.0, size=(n, C))).astype(np.float32)
         lo = np.stack([half - 0.5, half - 0.5], axis=1)
         hi = np.stack([H - 0.5 - half, W - 0.5 - half], axis=1)
-        p0 = lo + rng.uniform(size=(n, 2)) * (hi - lo)
+        u0 = rng.uniform(size=(n, 2))
+        p0 = lo + u0 * (hi - lo)
         smin, smax = self.speed_range[0] * m, self.speed_range[1] * m
         vel = np.zeros((n, 2))
         for s in range(n):
@@ -211,6 +222,12 @@ class SyntheticShapes(ClipDataset):
                 if s == 0 or np.min(np.hypot(*(vel[:s] - v).T)) >= 0.5 * smin:
                     break
             vel[s] = v
+        if not self.bounces:  # start where T - 1 straight steps stay inside [lo, hi] (if they fit)
+            travel = vel * (T - 1)
+            a = lo - np.minimum(travel, 0.0)
+            b = hi - np.maximum(travel, 0.0)
+            fits = b >= a
+            p0 = np.where(fits, a + u0 * (b - a), p0)
         ts = np.arange(T, dtype=np.float64)[:, None, None]
         pos, vels = _triangle(p0[None], vel[None], lo[None], hi[None], ts)
         return (k, phase, mix, base), pan_v, kinds, half, colors, pos, vels

@@ -210,16 +210,19 @@ def plot_losses(metrics_path, out_path, *, title: str = "trivd train") -> Path:
     except ImportError:
         return write_png(out_path, _raster_plot(records))
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    drawn = False
     for key, colour in _CURVES:
         pts = [(r["step"], r[key]) for r in records if key in r]
         if pts:
             x, y = zip(*pts)
             ax.plot(x, y, label=key, color=np.asarray(colour) / 255.0, linewidth=1)
+            drawn = True
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if drawn:  # before the first logged step there is nothing to label
+        ax.legend()
     fig.tight_layout()
     buf = __import__("io").BytesIO()
     fig.savefig(buf, format="png")

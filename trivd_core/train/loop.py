@@ -11,7 +11,7 @@ discriminators' frame indices / crop corners.  Each step it hands the engine::
               "rand_g": {"idx": (B, K), "offsets": (B, 2)}}     (only the keys the decomposition needs)
 
 drawn in this order: ``d_steps`` loader batches; then for each D update ``z_d[i]``
-(standard normal) and ``rand_d[i]`` (:func:`discriminator.sample_randomness`); then
+(standard normal, times ``config.latent_std``) and ``rand_d[i]`` (:func:`discriminator.sample_randomness`); then
 ``z_g`` and ``rand_g``.  G's conditioning frames are the first ``t_cond`` frames of
 each real batch (D update ``i``: ``real[i]``; the G update: the last one, ``real[-1]``).
 
@@ -116,9 +116,9 @@ class InputSampler:
         B = real.shape[1]
         z_d, rand_d = [], []
         for _ in range(c.d_steps):
-            z_d.append(rng.standard_normal((B, c.z_dim)).astype(np.float32))
+            z_d.append((rng.standard_normal((B, c.z_dim)) * c.latent_std).astype(np.float32))
             rand_d.append(sample_randomness(c, rng, B))
-        z_g = rng.standard_normal((B, c.z_dim)).astype(np.float32)
+        z_g = (rng.standard_normal((B, c.z_dim)) * c.latent_std).astype(np.float32)
         rand_g = sample_randomness(c, rng, B)
         return {"real": real, "z_d": np.stack(z_d), "z_g": z_g,
                 "rand_d": {k: np.stack([r[k] for r in rand_d]) for k in rand_g}, "rand_g": rand_g}
@@ -175,7 +175,7 @@ def _fixed_samples(config: Config, dataset, n: int, seed: int):
     rng = np.random.default_rng([int(seed), 0x73616D])
     n = min(n, len(dataset))
     clips = np.stack([np.asarray(dataset.clip(i, rng), np.float32) for i in range(n)])
-    z = rng.standard_normal((n, config.z_dim)).astype(np.float32)
+    z = (rng.standard_normal((n, config.z_dim)) * config.latent_std).astype(np.float32)
     return clips[:, : config.t_cond], clips[:, config.t_cond:], z
 
 

@@ -168,26 +168,62 @@ def summary_line(rec) -> str:
 
 
 def plot_validation(metrics_path, out_path, *, title: str = "held-out validation"):
-    """``curves.png``: model vs copy (MSE, SSIM; means over predicted frames) and motion agreement over steps."""
+    """``curves.png`` over steps: MSE (model, copy; last frame: model, best static blur), SSIM (model, copy), motion.
+
+    matplotlib (Agg) when installed: three panels; otherwise one NumPy-rendered panel of
+    the MSE curves (:func:`trivd_core.evaluate.plot_curves`).  Returns the path, or
+    ``None`` when ``metrics_path`` holds no validation record yet.
+    """
     from ..evaluate import plot_curves
-    from .artifacts import read_metrics
+    from .artifacts import atomic_write_bytes, read_metrics
 
     recs = [r for r in read_metrics(metrics_path) if r.get("kind") == "val" and "val/mse" in r]
     if not recs:
         return None
     x = [r["step"] for r in recs]
-    curves = {
-        "model MSE": ([float(np.mean(r["val/mse"])) for r in recs], (214, 39, 40)),
-        "copy MSE": ([float(np.mean(r["val/copy_mse"])) for r in recs], (127, 127, 127)),
-        "blur MSE, last frame": ([r["val/blur_mse_last"] for r in recs], (188, 189, 34)),
-        "model MSE, last frame": ([float(r["val/mse"][-1]) for r in recs], (255, 152, 150)),
-        "1 - model SSIM": ([1.0 - float(np.mean(r["val/ssim"])) for r in recs], (31, 119, 180)),
-        "1 - copy SSIM": ([1.0 - float(np.mean(r["val/copy_ssim"])) for r in recs], (174, 199, 232)),
+    mse = {
+        "model, mean over frames": ([float(np.mean(r["val/mse"])) for r in recs], (214, 39, 40)),
+        "copy last frame, mean": ([float(np.mean(r["val/copy_mse"])) for r in recs], (127, 127, 127)),
+        "model, last frame": ([float(r["val/mse"][-1]) for r in recs], (255, 152, 150)),
+        "best static blur, last frame": ([r["val/blur_mse_last"] for r in recs], (188, 189, 34)),
     }
-    if any(r.get("val/motion_agreement") is not None for r in recs):
-        curves["1 - motion agreement"] = ([None if r.get("val/motion_agreement") is None
-                                           else 1.0 - r["val/motion_agreement"] for r in recs], (44, 160, 44))
-    return plot_curves(out_path, x, curves, title=title, xlabel="step", ylabel="lower is better")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return plot_curves(out_path, x, mse, title=title, xlabel="step", ylabel="MSE")
+    import io
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=100)
+    for label, (ys, colour) in mse.items():
+        axes[0].plot(x, ys, marker="o", label=label, color=np.asarray(colour) / 255.0, linewidth=1.5)
+    axes[0].set_ylabel("MSE (frames in [-1, 1]; lower is better)")
+    for label, key, colour in (("model", "val/ssim", (31, 119, 180)), ("copy last frame", "val/copy_ssim",
+                                                                          (127, 127, 127))):
+        axes[1].plot(x, [float(np.mean(r[key])) for r in recs], marker="o", label=label,
+                     color=np.asarray(colour) / 255.0, linewidth=1.5)
+    axes[1].set_ylabel("SSIM, SAVP protocol (higher is better)")
+    mot = [r.get("val/motion_agreement") for r in recs]
+    if any(m is not None for m in mot):
+        axes[2].plot(x, [np.nan if m is None else m for m in mot], marker="o", color=(44 / 255, 160 / 255, 44 / 255),
+                     label="default stages", linewidth=1.5)
+        axes[2].axhline(0.5, color="0.5", linestyle="--", linewidth=1, label="chance")
+        axes[2].set_ylim(0, 1)
+    axes[2].set_ylabel("motion agreement (fraction of shape pixels)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(out_path, buf.getvalue())
+    return out_path
 
 
 class TensorBoard:
