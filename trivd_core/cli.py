@@ -372,18 +372,9 @@ def _add_predict_parser(sub) -> None:
 
 
 def _parse_options(cmd: str, items: list[str]) -> dict:
-    import json
+    from .configs import parse_assignments
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"trivd {cmd}: --data-option must be KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+    return parse_assignments(items, option=f"trivd {cmd}: --data-option")
 
 
 def _model_from_args(cmd: str, args: argparse.Namespace):

@@ -16,7 +16,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["Config", "CONFIGS", "get_config", "load_config", "config_from_mapping", "parse_overrides", "CELL_KINDS",
+__all__ = ["Config", "CONFIGS", "get_config", "load_config", "config_from_mapping", "parse_overrides",
+           "parse_assignments", "CELL_KINDS",
            "DECOMPOSITIONS", "HEADS"]
 
 CELL_KINDS = ("convgru", "convlstm", "ktrajgru", "tsru_c", "tsru_p", "tsru_s", "ptsru_c", "ptsru_p", "ptsru_s")
@@ -288,24 +289,33 @@ def load_config(spec: str) -> Config:
     return config_from_mapping(values, source=f"config file {spec}")
 
 
+def parse_assignments(items, *, option: str, what: str = "") -> dict:
+    """``{"KEY": value}`` of ``KEY=VALUE`` items (VALUE parsed as JSON, else kept as a string), in order.
+
+    An item without ``=`` or with an empty key is a ``ValueError`` naming ``option``.
+    """
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{option} must be KEY=VALUE{f' ({what})' if what else ''}, got {item!r}")
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out
+
+
 def parse_overrides(items, config: Config, *, option: str = "--set") -> Config:
     """``config`` with ``KEY=VALUE`` items applied (VALUE is JSON, else a string), validated.
 
     >>> parse_overrides(["g_ch=8", "recon_weight=0.5"], get_config("tiny")).g_ch
     8
     """
-    import json
-
-    values = {}
-    for item in items:
-        key, sep, text = str(item).partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"{option} must be KEY=VALUE (a config field), got {item!r}")
-        try:
-            values[key] = json.loads(text)
-        except ValueError:
-            values[key] = text
+    values = parse_assignments(items, option=option, what="a config field")
     current = config.to_dict()
     current.update(values)
     return config_from_mapping(current, source=option)

@@ -50,7 +50,6 @@ Decisions (also in docs/evaluation.md):
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import sys
@@ -66,7 +65,7 @@ from . import generator, metrics
 from .configs import Config
 from .data import Loader
 from .fvd import extract_features
-from .train.artifacts import write_png
+from .train.artifacts import save_figure, write_png
 from .train.checkpoint import CheckpointError, atomic_write_bytes, latest_checkpoint, load_checkpoint
 
 __all__ = [
@@ -653,8 +652,4 @@ def plot_curves(path, x, curves: Mapping[str, tuple], *, title: str = "", xlabel
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_figure(fig, path)

@@ -198,6 +198,19 @@ def _raster_plot(records: list[dict], size=(360, 640)) -> np.ndarray:
     return img
 
 
+def save_figure(fig, path) -> Path:
+    """A matplotlib figure as a PNG at ``path`` (written atomically), then closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
 def plot_losses(metrics_path, out_path, *, title: str = "trivd train") -> Path:
     """``loss.png``: D and G losses against the step (matplotlib/Agg if installed, else a bare NumPy plot)."""
     records = read_metrics(metrics_path)
@@ -224,8 +237,4 @@ def plot_losses(metrics_path, out_path, *, title: str = "trivd train") -> Path:
     if drawn:  # before the first logged step there is nothing to label
         ax.legend()
     fig.tight_layout()
-    buf = __import__("io").BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(out_path, buf.getvalue())
-    return out_path
+    return save_figure(fig, out_path)

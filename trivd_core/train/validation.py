@@ -175,7 +175,7 @@ def plot_validation(metrics_path, out_path, *, title: str = "held-out validation
     ``None`` when ``metrics_path`` holds no validation record yet.
     """
     from ..evaluate import plot_curves
-    from .artifacts import atomic_write_bytes, read_metrics
+    from .artifacts import read_metrics, save_figure
 
     recs = [r for r in read_metrics(metrics_path) if r.get("kind") == "val" and "val/mse" in r]
     if not recs:
@@ -194,8 +194,6 @@ def plot_validation(metrics_path, out_path, *, title: str = "held-out validation
         import matplotlib.pyplot as plt
     except ImportError:
         return plot_curves(out_path, x, mse, title=title, xlabel="step", ylabel="MSE")
-    import io
-
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=100)
     for label, (ys, colour) in mse.items():
         axes[0].plot(x, ys, marker="o", label=label, color=np.asarray(colour) / 255.0, linewidth=1.5)
@@ -219,11 +217,7 @@ def plot_validation(metrics_path, out_path, *, title: str = "held-out validation
             ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(out_path, buf.getvalue())
-    return out_path
+    return save_figure(fig, out_path)
 
 
 class TensorBoard:
