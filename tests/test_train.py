@@ -284,3 +284,21 @@ def test_cli_train_refuses_the_numpy_backend(tmp_path, capsys):
 
     assert cli.main(["train", "--backend", "numpy", "--run-dir", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "no training engine" in capsys.readouterr().err
+
+
+def test_resume_accepts_a_checkpoint_from_before_the_newer_config_fields(tmp_path):
+    """A run written before `recon_weight` / `latent_std` existed resumes: missing fields mean their defaults."""
+    first = _run(tmp_path, "old", 2)
+    assert first.step == 2
+    for meta_path in (tmp_path / "old" / "checkpoints").glob("*.json"):
+        meta = json.loads(meta_path.read_text())
+        for key in ("recon_weight", "latent_std"):
+            meta["config"].pop(key)
+        meta_path.write_text(json.dumps(meta))
+    assert _run(tmp_path, "old", 4, resume=True).step == 4
+    for meta_path in (tmp_path / "old" / "checkpoints").glob("*.json"):  # a real difference is still refused
+        meta = json.loads(meta_path.read_text())
+        meta["config"]["recon_weight"] = 5.0
+        meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another config"):
+        _run(tmp_path, "old", 6, resume=True)

@@ -160,8 +160,14 @@ class SyntheticShapes(ClipDataset):
         return self.length
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "seed": self.seed, "split": self.split, "pan": self.pan,
-                "texture": self.texture, "bounces": self.bounces}
+        fp = {**super().fingerprint(), "seed": self.seed, "split": self.split, "pan": self.pan}
+        # options added later appear only when they differ from their defaults, so that the loader
+        # states of runs written before them still match
+        if self.texture != _TEXTURE_STD:
+            fp["texture"] = self.texture
+        if not self.bounces:
+            fp["bounces"] = False
+        return fp
 
     def clip(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Clip ``index`` (``rng`` is ignored: the clip is a pure function of the seed and index)."""

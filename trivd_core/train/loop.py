@@ -218,7 +218,10 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
         if found is None:
             raise FileNotFoundError(f"--resume: no intact checkpoint in {ckpt_dir}")
         tree, meta = load_checkpoint(found)
-        if meta.get("config") != _jsonable(config.to_dict()):
+        saved = meta.get("config")
+        if isinstance(saved, Mapping):  # fields added to Config later take their defaults in older runs
+            saved = {**_jsonable(Config().to_dict()), **saved}
+        if saved != _jsonable(config.to_dict()):
             raise ValueError(f"--resume: the checkpoint {found} was written for another config")
         ts = engine.restore(tree)
         sampler.load_state(meta)
