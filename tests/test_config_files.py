@@ -96,7 +96,7 @@ def test_config_from_mapping_rejects_non_tables():
     (["--set", "novalue"], "KEY=VALUE"),
     (["--set", "bogus=1"], "unknown config field(s) bogus"),
     (["--config", "huge"], "unknown config 'huge'"),
-    (["--batch-size", "0"], "batch_size"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
 ])
 def test_cli_train_config_errors_exit_2_with_one_line(tmp_path, capsys, argv, match):
     assert cli.main(["train", "--run-dir", str(tmp_path / "r"), "--no-progress", *argv]) == 2
@@ -112,3 +112,28 @@ def test_cli_info_reads_a_config_file(tmp_path, capsys):
     assert "'from-file'" in out and "g_ch 3" in out
     assert cli.main(["info", "--config", str(tmp_path / "none.toml")]) == 2
     assert "cannot read it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--steps", "-1"], "--steps must be an integer >= 0, got -1"),
+    (["--ckpt-every", "0"], "--ckpt-every must be an integer >= 1"),
+    (["--keep", "0"], "--keep must be an integer >= 1"),
+    (["--log-every", "-1"], "--log-every must be an integer >= 1"),
+    (["--seed", "-1"], "--seed must be an integer >= 0"),
+    (["--workers", "-1"], "--workers must be an integer >= 0"),
+    (["--eval-every", "-5"], "--eval-every must be an integer >= 0"),
+    (["--eval-clips", "0"], "--eval-clips must be an integer >= 1"),
+])
+def test_cli_train_integer_options_exit_2_before_starting(tmp_path, capsys, argv, match):
+    assert cli.main(["train", "--run-dir", str(tmp_path / "r"), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err
+    assert not (tmp_path / "r").exists()  # nothing was created
+
+
+def test_cli_train_run_dir_below_a_file_exits_2(tmp_path, capsys):
+    f = tmp_path / "plain.txt"
+    f.write_text("x")
+    for run_dir in (f, f / "below"):
+        assert cli.main(["train", "--run-dir", str(run_dir), "--no-progress"]) == 2
+        assert "is a file, not a folder" in capsys.readouterr().err

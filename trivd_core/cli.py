@@ -129,10 +129,37 @@ def _default_backend() -> str:
                      "autodiff); install one: pip install 'trivd[jax]'")
 
 
+#: (option, smallest value) of the integer options of `trivd train`, checked before anything slow starts.
+_TRAIN_INT_BOUNDS = (("steps", 0), ("batch_size", 1), ("seed", 0), ("sample_every", 1), ("ckpt_every", 1),
+                     ("log_every", 1), ("keep", 1), ("devices", 1), ("workers", 0), ("eval_every", 0),
+                     ("eval_clips", 1))
+
+
+def _train_usage_error(args: argparse.Namespace) -> str | None:
+    for name, lo in _TRAIN_INT_BOUNDS:
+        v = getattr(args, name, None)
+        if v is not None and v < lo:
+            return f"--{name.replace('_', '-')} must be an integer >= {lo}, got {v}"
+    for name in ("run_dir", "resume"):
+        v = getattr(args, name, None)
+        if v is not None:
+            p = os.path.abspath(v)
+            while p and not os.path.exists(p):
+                p = os.path.dirname(p) if os.path.dirname(p) != p else ""
+            if p and not os.path.isdir(p):
+                return f"--{name.replace('_', '-')} {v}: {p} is a file, not a folder"
+    return None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
     import time
     from pathlib import Path
+
+    problem = _train_usage_error(args)
+    if problem:
+        print(f"trivd train: {problem}", file=sys.stderr)
+        return 2
 
     from .configs import Config, load_config, parse_overrides
     from .data import DataError, Loader, make_dataset
