@@ -32,7 +32,7 @@ def main(argv=None):
     import backends
     from trivd_core.data import make_dataset
     from trivd_core.evaluate import open_run
-    from trivd_core.train.validation import ValidationSet, make_predict_fn, validate
+    from trivd_core.train.validation import ValidationSet, blur_baseline, make_predict_fn, validate
 
     run = open_run(args.run)
     cfg = run.config
@@ -59,8 +59,6 @@ def main(argv=None):
             return (np.sum([k * np.asarray(v, float) for k, v in vals], axis=0) / sum(k for k, _ in vals)).tolist()
 
         mse, copy = avg("mse"), avg("copy_mse")
-        from trivd_core.train.validation import blur_baseline
-
         blur, sigma = blur_baseline(full.cond[:, -1], full.truth[:, -1])
         ssim, cssim, mot = avg("ssim"), avg("copy_ssim"), avg("motion_agreement")
         row = (f"| {seed} | {n} | {' / '.join(f'{v:.4f}' for v in mse)} | {' / '.join(f'{v:.4f}' for v in copy)} | "
