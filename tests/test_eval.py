@@ -283,8 +283,57 @@ def test_eval_errors(run_dir, tmp_path, capsys):
     np.save(good, np.zeros((4, 8, 32, 32, 3), np.uint8))
     assert "no 'test' split" in err("--checkpoint", str(run_dir), "--data", str(good))
     assert "KEY=VALUE" in err("--checkpoint", str(run_dir), "--data-option", "oops")
-    assert "--i3d-sha256 needs --i3d" in err("--checkpoint", str(run_dir), "--i3d-sha256", "ab")
+    assert "--i3d-sha256 and --trust-i3d need --i3d" in err("--checkpoint", str(run_dir), "--i3d-sha256", "ab")
     assert "weights" in err("--checkpoint", str(run_dir), "--i3d", str(tmp_path / "missing.npz")).lower()
+
+
+def test_eval_refuses_an_untrusted_torchscript_i3d(run_dir, tmp_path, capfd, monkeypatch):
+    """A TorchScript file runs its own code on load (__setstate__) and on use (forward): no checksum, no load."""
+    torch = pytest.importorskip("torch")
+
+    class Hostile(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.k = 1
+
+        @torch.jit.export
+        def __getstate__(self) -> int:
+            return self.k
+
+        @torch.jit.export
+        def __setstate__(self, state: int) -> None:
+            print("HOSTILE-SETSTATE-RAN")
+            self.k = state
+            self.training = False
+
+        def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
+                    return_features: bool = False) -> torch.Tensor:
+            print("HOSTILE-FORWARD-RAN")
+            return torch.zeros(x.shape[0], 4)
+
+    path = tmp_path / "i3d_torchscript.pt"
+    torch.jit.script(Hostile()).save(str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    base = ["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--no-progress", "--num-samples", "4",
+            "--no-standing", "--workers", "0", "--out", str(tmp_path / "out")]
+    capfd.readouterr()
+    for how in (["--i3d", str(path)], []):  # the flag, and the environment variable
+        if not how:
+            monkeypatch.setenv("TRIVD_I3D_WEIGHTS", str(path))
+        assert main([*base, *how]) == 2
+        out = capfd.readouterr()
+        lines = [ln for ln in out.err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "runs code stored in the file" in lines[0] and digest in lines[0], out.err
+        assert "--trust-i3d" in lines[0] and "--i3d-sha256" in lines[0]
+        assert "HOSTILE" not in out.out + out.err  # nothing of the file ran
+    monkeypatch.delenv("TRIVD_I3D_WEIGHTS")
+    # the file really is hostile: with the user's word (a matching checksum, or --trust-i3d) its code runs
+    from backends.torch.i3d_script import load_i3d_torchscript
+
+    load_i3d_torchscript(path, sha256=digest)
+    assert "HOSTILE-SETSTATE-RAN" in capfd.readouterr().out
+    load_i3d_torchscript(path, trust=True)
+    assert "HOSTILE-SETSTATE-RAN" in capfd.readouterr().out
 
 
 def test_eval_refuses_a_diverged_checkpoint(tmp_path, capsys):

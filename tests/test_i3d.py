@@ -685,7 +685,7 @@ def standin_pt(tmp_path):
 def test_torchscript_layout_and_kwargs(standin_pt):
     from backends.torch.i3d_script import TorchScriptI3D, load_i3d_torchscript
 
-    ext = load_i3d_torchscript(standin_pt, image_size=None, batch_size=2)
+    ext = load_i3d_torchscript(standin_pt, trust=True, image_size=None, batch_size=2)
     assert isinstance(ext, TorchScriptI3D) and isinstance(ext, tfvd.FeatureExtractor)
     v = uniform(31, (3, 4, 5, 6, 3))  # (B, T, H, W, C), all sizes distinct
     f = ext(v)
@@ -700,7 +700,7 @@ def test_torchscript_layout_and_kwargs(standin_pt):
 
 
 def test_torchscript_resizes_to_224_first(standin_pt):
-    ext = tfvd.load_extractor(standin_pt, batch_size=4)  # by suffix, the default image_size (224, 224)
+    ext = tfvd.load_extractor(standin_pt, trust=True, batch_size=4)  # by suffix, the default image_size (224, 224)
     v = uniform(32, (2, 3, 5, 7, 3))
     f = ext(v)
     np.testing.assert_array_equal(f[:, 12:16], np.tile([3, 3, 224, 224], (2, 1)))
@@ -722,6 +722,8 @@ def test_torchscript_sha256_and_missing(standin_pt, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not torchscript")
     with pytest.raises(ValueError, match="not a loadable TorchScript"):
+        load_i3d_torchscript(bad, trust=True)
+    with pytest.raises(ValueError, match="runs code stored in the file"):  # no checksum, no trust: not opened
         load_i3d_torchscript(bad)
 
 

@@ -370,8 +370,11 @@ def _add_eval_parser(sub) -> None:
                    help="sampled continuations per clip; the one with the highest mean SSIM counts (default 1)")
     p.add_argument("--batch-size", type=int, default=None, help="clips per batch (default: the config's, at most 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the clip subset and the latents (default 0)")
-    p.add_argument("--i3d", default=None, metavar="PATH", help="I3D weights (.npz or i3d_torchscript.pt) for FVD and IS")
-    p.add_argument("--i3d-sha256", default=None, metavar="HEX", help="expected SHA-256 of the I3D weights")
+    p.add_argument("--i3d", default=None, metavar="PATH", help="I3D weights (.npz or i3d_torchscript.pt) for FVD and IS (default: $TRIVD_I3D_WEIGHTS)")
+    p.add_argument("--i3d-sha256", default=None, metavar="HEX",
+                   help="expected SHA-256 of the I3D weights (a TorchScript .pt is loaded only with it or --trust-i3d)")
+    p.add_argument("--trust-i3d", action="store_true",
+                   help="load a TorchScript --i3d file without a checksum: loading it runs code stored in the file")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN/eval)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -476,8 +479,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise EvalError(f"--num-samples must be >= 1, got {args.num_samples}")
         if args.batch_size is not None and args.batch_size < 1:
             raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
-        if args.i3d_sha256 is not None and args.i3d is None:
-            raise EvalError("--i3d-sha256 needs --i3d PATH")
+        i3d_path = args.i3d or os.environ.get("TRIVD_I3D_WEIGHTS") or None
+        if (args.i3d_sha256 is not None or args.trust_i3d) and i3d_path is None:
+            raise EvalError("--i3d-sha256 and --trust-i3d need --i3d PATH (or TRIVD_I3D_WEIGHTS)")
         options = _parse_options("eval", args.data_option)
         run, model, backend_name = _model_from_args("eval", args)
         cfg = run.config
@@ -498,13 +502,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             except (DataError, EvalError):
                 train_ds = None
         extractor, fvd_reason = None, None
-        if args.i3d is not None:
+        if i3d_path is not None:
             from .fvd import load_extractor
 
             try:
-                extractor = load_extractor(args.i3d, sha256=args.i3d_sha256, backend=model.backend)
+                extractor = load_extractor(i3d_path, sha256=args.i3d_sha256, trust=args.trust_i3d,
+                                            backend=model.backend)
             except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
-                raise EvalError(f"--i3d {args.i3d}: {exc}") from exc
+                raise EvalError(f"--i3d {i3d_path}: {exc}") from exc
         else:
             fvd_reason = ("no I3D weights given: pass --i3d PATH (an .npz of I3D weights or the i3d_torchscript.pt of "
                           "the common FVD code, see docs/evaluation.md) to compute FVD and IS")

@@ -190,14 +190,17 @@ def _torchscript_loader():
     return module.load_i3d_torchscript
 
 
-def load_extractor(path=None, *, sha256: str | None = None, backend="numpy", **options: Any) -> FeatureExtractor:
+def load_extractor(path=None, *, sha256: str | None = None, trust: bool = False, backend="numpy",
+                   **options: Any) -> FeatureExtractor:
     """A feature extractor from a weights file, chosen by suffix; SHA-256 verified when ``sha256`` is given.
 
     * ``.npz``: :func:`trivd_core.i3d.load_i3d_npz` -> :class:`I3DExtractor` on
       ``backend`` (a name or a backend object).
     * ``.pt`` / ``.pth``: the TorchScript ``i3d_torchscript.pt`` through the torch
       backend's ``load_i3d_torchscript`` (``backend`` is ignored; pass
-      ``device="cuda"`` in ``options`` to run it on a GPU).
+      ``device="cuda"`` in ``options`` to run it on a GPU).  Loading TorchScript runs
+      code from the file: it is refused unless ``sha256`` is given (and matches), the
+      file's hash is pinned, or ``trust=True``.
 
     ``path`` None means ``$TRIVD_I3D_WEIGHTS``; no path, or a missing file, raises
     ``FileNotFoundError`` saying where such weights come from.  ``options`` go to
@@ -209,7 +212,7 @@ def load_extractor(path=None, *, sha256: str | None = None, backend="numpy", **o
     if suffix == ".npz":
         return I3DExtractor(i3d.load_i3d_npz(path, sha256=sha256), backend, **options)
     if suffix in (".pt", ".pth"):
-        return _torchscript_loader()(path, sha256=sha256, **options)
+        return _torchscript_loader()(path, sha256=sha256, trust=trust, **options)
     raise ValueError(
         f"{fn}(): cannot tell the weights format of {os.fspath(path)!r} from its suffix {suffix!r}: "
         "expected .npz (NumPy I3D weights) or .pt (TorchScript i3d_torchscript.pt)"

@@ -32,7 +32,16 @@ import torch
 from trivd_core import i3d
 from trivd_core._validate import check_positive_int
 
-__all__ = ["TorchScriptI3D", "load_i3d_torchscript", "DETECTOR_KWARGS"]
+__all__ = ["TorchScriptI3D", "load_i3d_torchscript", "DETECTOR_KWARGS", "PINNED_SHA256", "UntrustedFile"]
+
+#: SHA-256 of TorchScript files trusted without being asked, with the public source that states each one.
+#: Empty: the common ``i3d_torchscript.pt`` is distributed (StyleGAN-V, DIGAN, common_metrics_on_video_quality)
+#: without a published checksum, and a hash computed here would vouch for whatever copy was downloaded.
+PINNED_SHA256: dict[str, str] = {}
+
+
+class UntrustedFile(ValueError):
+    """A TorchScript file was to be loaded without a checksum or an explicit statement of trust."""
 
 #: How the FVD codes call the module on [-1, 1] videos at 224 x 224.
 DETECTOR_KWARGS = {"rescale": False, "resize": False, "return_features": True}
@@ -85,20 +94,35 @@ class TorchScriptI3D:
         return f"TorchScriptI3D(device={str(self.device)!r}, batch_size={self.batch_size}, image_size={self.image_size})"
 
 
-def load_i3d_torchscript(path, *, sha256: str | None = None, device="cpu", batch_size: int = 8,
+def load_i3d_torchscript(path, *, sha256: str | None = None, trust: bool = False, device="cpu", batch_size: int = 8,
                          image_size=i3d.IMAGE_SIZE) -> TorchScriptI3D:
     """Load ``i3d_torchscript.pt`` (``torch.jit.load``, in eval mode on ``device``) as a :class:`TorchScriptI3D`.
 
     ``path`` None means ``$TRIVD_I3D_WEIGHTS``.  A missing file raises
     ``FileNotFoundError`` saying where the file comes from; with ``sha256`` the
     file's SHA-256 is checked first (``ValueError`` with both hashes on mismatch).
+
+    Loading TorchScript executes code from the file, so a file is loaded only when
+    its SHA-256 is given (``sha256``) and matches, is in :data:`PINNED_SHA256`, or
+    ``trust=True`` says the caller vouches for it; otherwise :class:`UntrustedFile`
+    (a ``ValueError``) names the file's hash and the three ways out.
     """
     fn = "load_i3d_torchscript"
     from . import BACKEND  # here, not at import: this package's __init__ may import this module
 
     BACKEND.activate()  # the F.interpolate resize fast path (and TF32 off, as for every torch computation in trivd)
     path = i3d.resolve_weights_path(path, fn)
-    i3d.verify_sha256(path, sha256, fn=fn)
+    if sha256 is not None:
+        i3d.verify_sha256(path, sha256, fn=fn)
+    elif not trust:
+        actual = i3d.file_sha256(path)
+        if actual not in PINNED_SHA256:
+            raise UntrustedFile(
+                f"{fn}(): refusing to load {os.fspath(path)!r}: loading TorchScript runs code stored in the file "
+                f"(its __setstate__ on load, its forward on use), and this file's SHA-256 {actual} is neither pinned "
+                "nor given. Pass the checksum you obtained with the file (sha256=..., `trivd eval --i3d-sha256 HEX`) "
+                "or say that you trust it (trust=True, `trivd eval --trust-i3d`); an .npz of the weights "
+                "(arrays only, no code) needs neither.")
     try:
         module = torch.jit.load(os.fspath(path), map_location=torch.device(device))
     except RuntimeError as exc:
