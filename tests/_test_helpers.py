@@ -9,12 +9,15 @@
 * An independent oracle of the pixel-wise warp (Eq. 11) by NumPy slicing
   (``shift``, ``warp_adjoint``).
 * The training engine's step-0 export for checkpoint-based tests (``init_tree``).
+* The loop's framework-free engine ``CountingEngine`` with ``LOOP_CFG`` and ``loop_loader``.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import signal
 
 import numpy as np
 
@@ -110,3 +113,68 @@ def init_tree(cfg, seed=0):
     return {"step": np.int64(0), "g_params": gp, "g_state": gs, "d_params": dp, "d_state": ds, "ema": gp,
             "opt_g": {"mu": zeros(gp), "nu": zeros(gp), "count": np.int64(0)},
             "opt_d": {"mu": zeros(dp), "nu": zeros(dp), "count": np.int64(0)}}, "numpy"
+
+
+# -- the training loop with a framework-free engine (tests/test_train.py, tests/test_hardening.py) -----------
+
+def _loop_cfg():
+    from trivd_core import get_config
+
+    return get_config("tiny", t_cond=1, t_pred=2, K=2, batch_size=4, decomposition="faster")
+
+
+#: A config small enough for the loop tests (its data is drawn, never run through a model).
+LOOP_CFG = _loop_cfg()
+
+
+def assert_tree_equal(a, b, path=""):
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), path
+        for k in a:
+            assert_tree_equal(a[k], b[k], f"{path}/{k}")
+    else:
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), path
+
+
+def loop_loader(seed=0, batch=4, length=64):
+    from trivd_core.data import Loader, make_dataset
+
+    ds = make_dataset("synthetic", resolution=LOOP_CFG.resolution, t=LOOP_CFG.t_total, channels=3, seed=seed, length=length)
+    return Loader(ds, batch, seed=seed, workers=0)
+
+
+class CountingEngine:
+    """A deterministic NumPy engine: the state folds in every input (any change of inputs changes it)."""
+
+    name = "counting"
+    devices = ["cpu"]
+
+    def __init__(self, fail_at=None, interrupt_at=None):
+        self.fail_at, self.interrupt_at, self.calls = fail_at, interrupt_at, 0
+
+    def init(self, seed):
+        return {"step": np.int64(0), "g_params": {"w": np.full((3,), float(seed), np.float32)}, "ema": {"w": np.zeros(3, np.float32)}}
+
+    def step(self, ts, inputs):
+        self.calls += 1
+        if self.interrupt_at == int(ts["step"]) + 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        summary = np.float32(inputs["real"].mean() + inputs["z_d"].sum() + inputs["z_g"].sum()
+                             + inputs["rand_d"]["idx"].sum() + inputs["rand_g"]["offsets"].sum())
+        w = ts["g_params"]["w"] * np.float32(0.5) + summary
+        loss = float("nan") if self.fail_at == int(ts["step"]) + 1 else float(w.sum())
+        return ({"step": ts["step"] + 1, "g_params": {"w": w}, "ema": {"w": (ts["ema"]["w"] + w) / 2}},
+                {"d_loss": loss, "g_loss": float(summary)})
+
+    def export(self, ts):
+        return {k: (np.asarray(v) if not isinstance(v, dict) else {a: np.asarray(b) for a, b in v.items()})
+                for k, v in ts.items()}
+
+    def restore(self, tree):
+        return self.export(tree)
+
+    def predict(self, ts, cond, z, *, ema=True):
+        return np.repeat(cond[:, -1:], LOOP_CFG.t_pred, axis=1) * 0 + np.tanh(ts["g_params"]["w"][0])
+
+

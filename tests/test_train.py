@@ -9,14 +9,11 @@ tests/test_train_jax.py (and the torch engine's tests).  Wall time: ~10 s.
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import numpy as np
 import pytest
+from _test_helpers import LOOP_CFG, CountingEngine, assert_tree_equal, loop_loader
 
-from trivd_core import get_config
-from trivd_core.data import Loader, make_dataset
 from trivd_core.train import (
     CheckpointError,
     InputSampler,
@@ -33,7 +30,7 @@ from trivd_core.train import (
     unflatten_tree,
 )
 
-CFG = get_config("tiny", t_cond=1, t_pred=2, K=2, batch_size=4, decomposition="faster")
+CFG = LOOP_CFG
 
 
 def _tree():
@@ -42,14 +39,7 @@ def _tree():
             "g_state": {"steps": np.zeros((3, 0), np.float32)}, "opt": {"count": np.int64(5)}}
 
 
-def _assert_tree_equal(a, b, path=""):
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), path
-        for k in a:
-            _assert_tree_equal(a[k], b[k], f"{path}/{k}")
-    else:
-        a, b = np.asarray(a), np.asarray(b)
-        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), path
+_assert_tree_equal = assert_tree_equal
 
 
 # -- checkpoints -------------------------------------------------------------------------
@@ -138,9 +128,7 @@ def test_sample_grid_layout():
 # -- inputs --------------------------------------------------------------------------------
 
 
-def _loader(seed=0, batch=4, length=64):
-    ds = make_dataset("synthetic", resolution=CFG.resolution, t=CFG.t_total, channels=3, seed=seed, length=length)
-    return Loader(ds, batch, seed=seed, workers=0)
+_loader = loop_loader
 
 
 def test_input_sampler_shapes_and_resume():
@@ -162,40 +150,6 @@ def test_input_sampler_shapes_and_resume():
 
 
 # -- the loop, with a NumPy engine -------------------------------------------------------------
-
-
-class CountingEngine:
-    """A deterministic NumPy engine: the state folds in every input (any change of inputs changes it)."""
-
-    name = "counting"
-    devices = ["cpu"]
-
-    def __init__(self, fail_at=None, interrupt_at=None):
-        self.fail_at, self.interrupt_at, self.calls = fail_at, interrupt_at, 0
-
-    def init(self, seed):
-        return {"step": np.int64(0), "g_params": {"w": np.full((3,), float(seed), np.float32)}, "ema": {"w": np.zeros(3, np.float32)}}
-
-    def step(self, ts, inputs):
-        self.calls += 1
-        if self.interrupt_at == int(ts["step"]) + 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        summary = np.float32(inputs["real"].mean() + inputs["z_d"].sum() + inputs["z_g"].sum()
-                             + inputs["rand_d"]["idx"].sum() + inputs["rand_g"]["offsets"].sum())
-        w = ts["g_params"]["w"] * np.float32(0.5) + summary
-        loss = float("nan") if self.fail_at == int(ts["step"]) + 1 else float(w.sum())
-        return ({"step": ts["step"] + 1, "g_params": {"w": w}, "ema": {"w": (ts["ema"]["w"] + w) / 2}},
-                {"d_loss": loss, "g_loss": float(summary)})
-
-    def export(self, ts):
-        return {k: (np.asarray(v) if not isinstance(v, dict) else {a: np.asarray(b) for a, b in v.items()})
-                for k, v in ts.items()}
-
-    def restore(self, tree):
-        return self.export(tree)
-
-    def predict(self, ts, cond, z, *, ema=True):
-        return np.repeat(cond[:, -1:], CFG.t_pred, axis=1) * 0 + np.tanh(ts["g_params"]["w"][0])
 
 
 def _run(tmp_path, name, steps, engine=None, resume=False, **kw):

@@ -161,9 +161,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"trivd train: {problem}", file=sys.stderr)
         return 2
 
-    from .configs import Config, load_config, parse_overrides
-    from .data import DataError, Loader, make_dataset
-    from .train import GateRefused, TrainOptions, build_gate, train
+    from .configs import config_from_mapping, load_config, parse_overrides
 
     explicit = {k: v for k, v in vars(args).items() if v is not None}
     resume = args.resume is not None
@@ -174,15 +172,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"trivd train: --resume {run_dir}: cannot read its config.json ({exc})", file=sys.stderr)
             return 2
-        cfg = dict(saved["config"])
-        cfg["g_widths"], cfg["d_widths"] = tuple(cfg["g_widths"]), tuple(cfg["d_widths"])
-        config = Config(**cfg).validate()
+        try:
+            config = config_from_mapping(saved["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            print(f"trivd train: --resume {run_dir}: its config.json does not hold a valid config "
+                  f"({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})", file=sys.stderr)
+            return 2
         opts = {**_TRAIN_DEFAULTS, **saved.get("args", {})}
+        for k, flag in (("seed", "--seed"), ("data", "--data")):
+            if k in explicit and explicit[k] != opts.get(k):
+                print(f"trivd train: {flag} {explicit[k]} differs from the run's {opts.get(k)!r}; --resume continues "
+                      "the run as it was started (start a new --run-dir to change it)", file=sys.stderr)
+                return 2
+        if args.batch_size is not None and args.batch_size != config.batch_size:
+            print(f"trivd train: --batch-size {args.batch_size} differs from the run's {config.batch_size}; --resume "
+                  "continues the run as it was started (start a new --run-dir to change it)", file=sys.stderr)
+            return 2
         for k in ("steps", "sample_every", "ckpt_every", "log_every", "keep", "backend", "devices", "eval_every",
                   "eval_clips"):
             if k in explicit:
                 opts[k] = explicit[k]
-        if args.set_fields or args.config is not None:
+        if args.set_fields or (args.config is not None and args.config != opts.get("config")):
             print("trivd train: --config/--set cannot change on --resume (the run's config comes from its "
                   "config.json)", file=sys.stderr)
             return 2
@@ -211,12 +221,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
         run_dir = Path(args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-        if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-            print(f"trivd train: {run_dir} already holds checkpoints; use --resume {run_dir} or another --run-dir",
-                  file=sys.stderr)
-            return 2
     backend_name = opts.get("backend") or os.environ.get("TRIVD_TRAIN_BACKEND") or _default_backend()
     opts["backend"] = backend_name
+    if backend_name != "jax" and opts.get("devices") not in (None, 1):
+        print(f"trivd train: --devices {opts['devices']}: the {backend_name} engine trains on "
+              f"{'all XLA devices (SPMD)' if backend_name == 'xla' else 'one device'}; data parallelism over N local "
+              "devices is --backend jax", file=sys.stderr)
+        return 2
+    if backend_name != "jax":
+        opts["devices"] = None
+    from .train.lock import RunLock, RunLocked
+
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except RunLocked as exc:
+        print(f"trivd train: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _train_in(args, opts, config, run_dir, resume, saved if resume else None, explicit, backend_name)
+    finally:
+        lock.release()
+
+
+def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name) -> int:
+    """The part of `trivd train` that runs while the run directory is locked."""
+    from .data import DataError, Loader, make_dataset
+    from .train import CheckpointError, GateRefused, TrainOptions, build_gate, train
+
+    if not resume and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").glob("step_*.json")):
+        print(f"trivd train: {run_dir} already holds checkpoints; use --resume {run_dir} or another --run-dir",
+              file=sys.stderr)
+        return 2
     backends = importlib.import_module("backends")
     try:
         backend = backends.load(backend_name)
@@ -232,8 +268,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         enable_compilation_cache()
         # XLA:CPU's full optimisation compiles ~40 s longer and then runs the tiny step 2.1x faster
-        # (docs/training.md): it pays off beyond about 100 steps.  TRIVD_JAX_TRAIN_OPT overrides.
-        engine_kw["train_opt"] = os.environ.get("TRIVD_JAX_TRAIN_OPT") or (
+        # (docs/training.md): it pays off beyond about 100 steps.  TRIVD_JAX_TRAIN_OPT overrides.  A resumed
+        # run keeps the option it started with: the two compilations round differently, and resume is bit-exact.
+        recorded = (saved or {}).get("jax_train_opt") if resume else None
+        engine_kw["train_opt"] = os.environ.get("TRIVD_JAX_TRAIN_OPT") or recorded or (
             "full" if opts["steps"] >= JAX_FULL_OPT_MIN_STEPS else "fast-compile")
     try:
         engine = backend.engine(config, **engine_kw)
@@ -245,6 +283,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                split="train", seed=opts["seed"], **opts.get("data_options", {}))
     except DataError as exc:
         print(f"trivd train: --data {opts['data']}: {exc}", file=sys.stderr)
+        return 2
+    if len(dataset) < config.batch_size:
+        print(f"trivd train: --data {opts['data']}: {len(dataset)} clips, fewer than the batch of {config.batch_size} "
+              "(--batch-size N, or more data)", file=sys.stderr)
         return 2
     gate = None
     skipped = bool(args.skip_conformance)
@@ -272,6 +314,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   if k in opts}
     if not resume and args.set_fields:
         saved_args["set"] = list(args.set_fields)
+    elif resume and opts.get("set"):
+        saved_args["set"] = list(opts["set"])
     saved_args["batch_size"] = config.batch_size
     options = TrainOptions(run_dir=run_dir, steps=opts["steps"], seed=opts["seed"], log_every=opts["log_every"],
                            sample_every=opts["sample_every"], ckpt_every=opts["ckpt_every"], keep=opts["keep"],
@@ -285,12 +329,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         try:
             result = train(engine, config, loader, options, resume=resume, gate=gate, dataset=dataset,
                            validator=validator,
-                           run_info={"args": saved_args, "conformance_skipped": skipped,
+                           run_info={"args": saved_args,
+                                     "conformance_skipped": skipped or bool((saved or {}).get("conformance_skipped")),
                                      **({"jax_train_opt": engine_kw["train_opt"]} if "train_opt" in engine_kw else {})})
         except GateRefused:
             return 1
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"trivd train: {exc}", file=sys.stderr)
+        except (FileNotFoundError, ValueError, CheckpointError) as exc:
+            print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
     print(f"trivd train: {result.message}", file=sys.stderr)
     if result.last_validation:
@@ -653,6 +698,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting up (training itself saves and exits 130 on its own)
+        print("\ntrivd: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="trivd", description="TrIVD-GAN-FP: reference, core, backends, conformance")
     parser.add_argument("--version", action="version", version=f"trivd {__version__}")

@@ -16,12 +16,13 @@ from .checkpoint import (
     unflatten_tree,
 )
 from .gate import MODEL_TOL, build_gate, gate_records, model_forward_check
+from .lock import RunLock, RunLocked
 from .loop import EXIT_CODES, GateRefused, InputSampler, TrainOptions, TrainResult, loop_rng, train
 
 __all__ = [
     "train", "TrainOptions", "TrainResult", "GateRefused", "EXIT_CODES", "InputSampler", "loop_rng",
     "save_checkpoint", "load_checkpoint", "latest_checkpoint", "list_checkpoints", "flatten_tree", "unflatten_tree",
-    "CheckpointError",
+    "CheckpointError", "RunLock", "RunLocked",
     "write_gif", "write_png", "sample_grid", "plot_losses", "read_metrics",
     "build_gate", "gate_records", "model_forward_check", "MODEL_TOL",
 ]

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,8 @@ __all__ = [
     "list_checkpoints",
     "latest_checkpoint",
     "load_checkpoint",
+    "checkpoint_problem",
+    "remove_leftovers",
 ]
 
 FORMAT = "trivd-checkpoint/1"
@@ -111,8 +114,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` would give a new file (mkstemp gives 0600)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``).
+
+    The file gets the mode a plain ``open()`` would give it (the umask applies), and a
+    failed write (disk full, ...) removes its temporary file before the error propagates.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -120,6 +138,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, _file_mode())
+        except OSError:  # pragma: no cover - e.g. a file system without modes
+            pass
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -155,7 +177,9 @@ def save_checkpoint(directory, tree, *, step: int, meta: Mapping | None = None, 
     np.savez(buf, **flat, **{_TREE_KEY: np.asarray(json.dumps(layout))})
     data = buf.getvalue()
     stem = _stem(int(step))
-    atomic_write_bytes(directory / f"{stem}.npz", data)
+    npz_path, json_path = directory / f"{stem}.npz", directory / f"{stem}.json"
+    committed = json_path.exists()
+    atomic_write_bytes(npz_path, data)
     record = {
         "format": FORMAT,
         "step": int(step),
@@ -165,8 +189,12 @@ def save_checkpoint(directory, tree, *, step: int, meta: Mapping | None = None, 
         "time": time.time(),
         **dict(meta or {}),
     }
-    json_path = directory / f"{stem}.json"
-    atomic_write_bytes(json_path, json.dumps(record, indent=1, sort_keys=True).encode())
+    try:
+        atomic_write_bytes(json_path, json.dumps(record, indent=1, sort_keys=True).encode())
+    except BaseException:
+        if not committed:  # the arrays of a checkpoint that never got its commit marker
+            npz_path.unlink(missing_ok=True)
+        raise
     if keep is not None:
         for old in list_checkpoints(directory, verify=False)[:-keep]:
             old.unlink(missing_ok=True)  # un-commit first
@@ -194,6 +222,37 @@ def _valid(json_path: Path) -> bool:
     return True
 
 
+def checkpoint_problem(json_path) -> str | None:
+    """Why the checkpoint ``json_path`` cannot be loaded (``None`` when it is intact)."""
+    try:
+        _read(Path(json_path))
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
+def remove_leftovers(*directories) -> list[Path]:
+    """Delete what killed writers leave behind: ``.*.tmp`` files of :func:`atomic_write_bytes` and, in a
+    checkpoint folder, ``step_*.npz`` files without their ``.json`` commit marker.  Returns what was removed.
+
+    Call only while holding the run directory (:class:`~trivd_core.train.lock.RunLock`): a live writer's
+    temporary file would otherwise be deleted under it.
+    """
+    removed = []
+    for d in map(Path, directories):
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            orphan = re.fullmatch(r"step_\d{8,}\.npz", p.name) and not (d / f"{p.stem}.json").exists()
+            if p.is_file() and ((p.name.startswith(".") and p.name.endswith(".tmp")) or orphan):
+                try:
+                    p.unlink()
+                    removed.append(p)
+                except OSError:
+                    pass
+    return removed
+
+
 def latest_checkpoint(directory) -> Path | None:
     """The newest checkpoint whose ``.npz`` is present and intact (``None`` if there is none)."""
     for path in reversed(list_checkpoints(directory)):
@@ -209,12 +268,16 @@ def _read(json_path: Path) -> tuple[dict, bytes]:
         raise CheckpointError(f"checkpoint {json_path}: cannot read its .json ({exc})") from exc
     if record.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {json_path}: format {record.get('format')!r}, expected {FORMAT!r}")
-    npz = Path(json_path).parent / record["npz"]
+    name = record.get("npz")
+    if not isinstance(name, str) or not re.fullmatch(r"step_\d{8,}\.npz", name):
+        raise CheckpointError(f"checkpoint {json_path}: its 'npz' field {name!r} is not the name of a checkpoint "
+                              "file in the same folder (step_NNNNNNNN.npz)")
+    npz = Path(json_path).parent / name
     try:
         data = npz.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"checkpoint {json_path}: its arrays {npz.name} are missing ({exc})") from exc
-    if hashlib.sha256(data).hexdigest() != record["sha256"]:
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
         raise CheckpointError(f"checkpoint {json_path}: {npz.name} does not match the recorded SHA-256 (torn or edited)")
     return record, data
 
@@ -228,7 +291,14 @@ def load_checkpoint(path) -> tuple[dict, dict]:
             raise CheckpointError(f"no intact checkpoint in {path}")
         path = found
     record, data = _read(path)
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        flat = {k: z[k] for k in z.files}
-    layout = json.loads(str(flat.pop(_TREE_KEY)))
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            flat = {k: z[k] for k in z.files}
+        layout = json.loads(str(flat.pop(_TREE_KEY)))
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its arrays cannot be read ({exc})") from exc
+    odd = sorted(f"{k} ({v.dtype})" for k, v in flat.items() if v.dtype.kind not in "fiub")
+    if odd:
+        raise CheckpointError(f"checkpoint {path}: arrays of a kind no engine holds (expected real floats, integers "
+                              f"or booleans): {', '.join(odd[:5])}")
     return unflatten_tree(flat, layout), record

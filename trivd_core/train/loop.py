@@ -19,14 +19,27 @@ Engines implement ``init(seed)``, ``step(ts, inputs) -> (ts, metrics)`` (must no
 modify ``ts`` in place: the loop keeps the previous state for Ctrl-C),
 ``export(ts)``, ``restore(tree)``, ``predict(ts, cond, z, ema=)``, ``name``, ``devices``.
 
-Exit statuses (:class:`TrainResult.status` -> :data:`EXIT_CODES`): ``done`` 0,
-``nonfinite`` 3 (a NaN/Inf loss: nothing of that step is saved; the last good
-checkpoint stays), ``interrupted`` 130 (Ctrl-C: a checkpoint of the last completed
-step is written first).
+Exit statuses (:class:`TrainResult.status` -> :data:`EXIT_CODES`); whatever stops a
+run, the last completed step is on disk (a checkpoint is written unless the newest
+one is already of that step) and ``status.json`` says what happened:
+
+* ``done`` 0;
+* ``nonfinite`` 3: a NaN/Inf loss; nothing of that step is kept, the state before it is saved;
+* ``data_error`` 4: the data loader failed mid-run (``DataError``);
+* ``disk_full`` 5: no space left while writing (``ENOSPC``/``EDQUOT``); the write that failed
+  leaves no temporary file and earlier checkpoints are intact;
+* ``interrupted`` 130: Ctrl-C (SIGINT); ``terminated`` 143: SIGTERM (``kill``, SLURM
+  preemption, ``docker stop``); both finish the current step first (a second signal stops at once).
+
+Any other exception is re-raised after the same save (``status.json``: ``failed``).
+The run directory is held with :class:`~trivd_core.train.lock.RunLock` for the
+whole call; temporary files and uncommitted ``.npz`` files left by a killed run are
+removed when the next run starts.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import signal
@@ -42,11 +55,20 @@ import numpy as np
 from ..configs import Config
 from ..discriminator import sample_randomness
 from . import artifacts
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    checkpoint_problem,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    remove_leftovers,
+    save_checkpoint,
+)
+from .lock import RunLock
 
 __all__ = ["TrainOptions", "TrainResult", "GateRefused", "EXIT_CODES", "InputSampler", "train", "loop_rng"]
 
-EXIT_CODES = {"done": 0, "nonfinite": 3, "interrupted": 130}
+EXIT_CODES = {"done": 0, "failed": 1, "nonfinite": 3, "data_error": 4, "disk_full": 5, "interrupted": 130,
+              "terminated": 143}
 
 
 class GateRefused(RuntimeError):
@@ -132,28 +154,37 @@ class InputSampler:
 
 
 class _Interrupt:
-    """SIGINT -> a flag checked between steps (a second Ctrl-C raises KeyboardInterrupt at once)."""
+    """SIGINT / SIGTERM -> a flag checked between steps (a second signal raises KeyboardInterrupt at once)."""
+
+    _SIGNALS = {signal.SIGINT: ("interrupted", "interrupt (Ctrl-C)"),
+                signal.SIGTERM: ("terminated", "SIGTERM")}
 
     def __init__(self):
-        self.requested = False
-        self._old = None
+        self.requested: str | None = None  # the status the run will end with
+        self._old: dict = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            for sig in self._SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def _handler(self, signum, frame):
+        status, what = self._SIGNALS[signal.Signals(signum)]
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\ntrivd train: interrupt received - finishing this step and writing a checkpoint "
-              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        self.requested = status
+        print(f"\ntrivd train: {what} received - finishing this step and writing a checkpoint "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
         return False
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def _jsonable(x):
@@ -195,18 +226,31 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
 
     ``gate()`` (run first) returns ``(ok, report)``; not ok raises :class:`GateRefused`.
     ``resume``: continue from the newest intact checkpoint in ``run_dir/checkpoints``
-    (error if there is none).  ``run_info`` is written to ``config.json`` (with the
-    resolved config and the engine's name and devices).  ``dataset`` supplies the fixed
-    sample clips (default: ``loader.dataset``).  ``validator(tree) -> dict`` (e.g.
-    :func:`trivd_core.train.validation.validate` bound to a held-out set) runs every
-    ``options.eval_every`` steps and at the last step on ``engine.export(ts)``; its
-    record goes to ``metrics.jsonl`` with keys prefixed ``val/`` (and ``"kind": "val"``),
-    the progress bar shows the model-to-copy MSE ratio, and ``curves.png`` is redrawn.
+    (error if there is none; a damaged newer one is reported and skipped).  ``run_info``
+    is written to ``config.json`` (with the resolved config and the engine's name and
+    devices).  ``dataset`` supplies the fixed sample clips (default: ``loader.dataset``).
+    ``validator(tree) -> dict`` (e.g. :func:`trivd_core.train.validation.validate` bound
+    to a held-out set) runs every ``options.eval_every`` steps and at the last step on
+    ``engine.export(ts)``; its record goes to ``metrics.jsonl`` with keys prefixed
+    ``val/`` (and ``"kind": "val"``), the progress bar shows the model-to-copy MSE ratio,
+    and ``curves.png`` is redrawn.  Raises :class:`~trivd_core.train.lock.RunLocked`
+    when another process holds ``run_dir``.
     """
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    with RunLock(options.run_dir) as lock:
+        log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        if lock.stale:
+            log(f"trivd train: {options.run_dir} held a stale lock of a run that ended without releasing it "
+                f"(pid {lock.stale.get('pid')}, started {lock.stale.get('started')}); taken over")
+        return _train(engine, config, loader, options, resume=resume, gate=gate, run_info=run_info,
+                      dataset=dataset, log=log, validator=validator)
+
+
+def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, log, validator) -> TrainResult:
     run_dir = options.run_dir
     ckpt_dir = run_dir / "checkpoints"
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    for leftover in remove_leftovers(run_dir, ckpt_dir, run_dir / "samples"):
+        log(f"trivd train: removed {leftover} (left by a run that was killed while writing)")
     metrics_path = run_dir / "metrics.jsonl"
     if gate is not None:
         ok, report = gate()
@@ -217,6 +261,9 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
         found = latest_checkpoint(ckpt_dir)
         if found is None:
             raise FileNotFoundError(f"--resume: no intact checkpoint in {ckpt_dir}")
+        for newer in [p for p in list_checkpoints(ckpt_dir) if p.name > found.name]:
+            log(f"trivd train: the checkpoint {newer.name} is damaged ({checkpoint_problem(newer)}); "
+                f"resuming from the older {found.name}")
         tree, meta = load_checkpoint(found)
         saved = meta.get("config")
         if isinstance(saved, Mapping):  # fields added to Config later take their defaults in older runs
@@ -293,58 +340,93 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
     last = {}
     status, message = "done", ""
     first_step = step
+    error: BaseException | None = None
+    from ..data import DataError
+
     try:
         with _Interrupt() as interrupt, metrics_path.open("a", encoding="utf-8") as mlog:
-            while step < options.steps and not interrupt.requested:
-                inputs = sampler.draw()
-                new_ts, metrics = engine.step(good[0], inputs)
-                bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-                if bad:
-                    k = "d_loss" if "d_loss" in bad else ("g_loss" if "g_loss" in bad else sorted(bad)[0])
-                    where = f"{last_ckpt[0]} (step {load_meta_step(last_ckpt[0])})" if last_ckpt[0] else "none written yet"
-                    status = "nonfinite"
-                    message = (f"non-finite loss at step {step + 1}: {k} = {bad[k]} "
-                               f"(non-finite: {', '.join(sorted(bad))}); training stopped, nothing of this step was "
-                               f"saved; last good checkpoint: {where}")
-                    break
-                step += 1
-                steps_done += 1
-                good = (new_ts, step, sampler.state())
-                last = metrics
-                if step % options.log_every == 0 or step == options.steps:
-                    now = time.perf_counter()
-                    rec = {"step": step, "time": round(time.time(), 3),
-                           "steps_per_sec": round(steps_done / max(now - t0, 1e-9), 4), **metrics}
-                    mlog.write(json.dumps(rec) + "\n")
-                    mlog.flush()
-                if step % options.ckpt_every == 0 or step == options.steps:
-                    checkpoint(good)
-                if step % options.sample_every == 0 or step == options.steps:
-                    samples(good[0], step)
-                if validator is not None and options.eval_every and (
-                        step % options.eval_every == 0 or step == options.steps):
-                    run_validation(good[0], step, mlog)
-                if tb is not None:
-                    tb.scalars(step, metrics)
-                if bar is not None:
-                    post = {"d": f"{metrics.get('d_loss', float('nan')):.3f}",
-                            "g": f"{metrics.get('g_loss', float('nan')):.3f}"}
-                    if "mse_ratio" in val_last:
-                        post["val_mse/copy"] = f"{val_last['mse_ratio']:.2f}"
-                    bar.set_postfix(post, refresh=False)
-                    bar.update(1)
-            if interrupt.requested and status == "done" and step < options.steps:
-                status = "interrupted"
-    except KeyboardInterrupt:
-        status = "interrupted"
+            try:
+                while step < options.steps and not interrupt.requested:
+                    inputs = sampler.draw()
+                    new_ts, metrics = engine.step(good[0], inputs)
+                    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+                    if bad:
+                        k = "d_loss" if "d_loss" in bad else ("g_loss" if "g_loss" in bad else sorted(bad)[0])
+                        status = "nonfinite"
+                        message = (f"non-finite loss at step {step + 1}: {k} = {bad[k]} "
+                                   f"(non-finite: {', '.join(sorted(bad))}); training stopped, nothing of this step "
+                                   "was kept")
+                        break
+                    step += 1
+                    steps_done += 1
+                    good = (new_ts, step, sampler.state())
+                    last = metrics
+                    if step % options.log_every == 0 or step == options.steps:
+                        now = time.perf_counter()
+                        rec = {"step": step, "time": round(time.time(), 3),
+                               "steps_per_sec": round(steps_done / max(now - t0, 1e-9), 4), **metrics}
+                        mlog.write(json.dumps(rec) + "\n")
+                        mlog.flush()
+                    if step % options.ckpt_every == 0 or step == options.steps:
+                        checkpoint(good)
+                    if step % options.sample_every == 0 or step == options.steps:
+                        samples(good[0], step)
+                    if validator is not None and options.eval_every and (
+                            step % options.eval_every == 0 or step == options.steps):
+                        run_validation(good[0], step, mlog)
+                    if tb is not None:
+                        tb.scalars(step, metrics)
+                    if bar is not None:
+                        post = {"d": f"{metrics.get('d_loss', float('nan')):.3f}",
+                                "g": f"{metrics.get('g_loss', float('nan')):.3f}"}
+                        if "mse_ratio" in val_last:
+                            post["val_mse/copy"] = f"{val_last['mse_ratio']:.2f}"
+                        bar.set_postfix(post, refresh=False)
+                        bar.update(1)
+                if interrupt.requested and status == "done" and step < options.steps:
+                    status = interrupt.requested
+            except KeyboardInterrupt:
+                status = interrupt.requested or "interrupted"
+    except DataError as exc:
+        status, message, error = "data_error", f"data error after step {good[1]}: {exc}", None
+    except OSError as exc:
+        if not _disk_full(exc):
+            status, error = "failed", exc
+        else:
+            status, error = "disk_full", None
+            message = f"disk full while writing into {run_dir} after step {good[1]} ({exc})"
+    except Exception as exc:  # noqa: BLE001 - saved first, then re-raised below
+        status, error = "failed", exc
     finally:
         if bar is not None:
             bar.close()
         if tb is not None:
             tb.close()
-    if status == "interrupted":
-        path = checkpoint(good) if (last_ckpt[0] is None or load_meta_step(last_ckpt[0]) != good[1]) else last_ckpt[0]
-        message = f"interrupted at step {good[1]}; checkpoint written: {path}; resume with --resume {run_dir}"
+
+    # whatever stopped the run: the last completed step goes to disk (unless the newest checkpoint is that step)
+    saved_note = ""
+    if status != "done" and good[1] > 0 and status != "disk_full":
+        try:
+            if last_ckpt[0] is None or load_meta_step(last_ckpt[0]) != good[1]:
+                checkpoint(good)
+            saved_note = f"checkpoint of step {good[1]}: {last_ckpt[0]}"
+        except BaseException as exc:  # noqa: BLE001 - a failed save must not hide why the run stopped
+            if _disk_full(exc):
+                status = "disk_full"
+                message = message or f"disk full while writing into {run_dir} after step {good[1]} ({exc})"
+            saved_note = f"the checkpoint of step {good[1]} could not be written ({exc.__class__.__name__}: {exc})"
+    if status == "disk_full":
+        newest = latest_checkpoint(ckpt_dir)
+        last_ckpt[0] = newest
+        message += (f"; nothing half-written was left; the newest intact checkpoint is "
+                    f"{newest if newest else 'none'}; free some space and resume with --resume {run_dir}")
+    elif status in ("interrupted", "terminated"):
+        message = f"{status} at step {good[1]}; {saved_note or 'no step completed'}; resume with --resume {run_dir}"
+    elif status in ("nonfinite", "data_error"):
+        message += f"; {saved_note or 'no step completed, nothing to save'}"
+    elif status == "failed":
+        message = f"failed after step {good[1]} ({error.__class__.__name__}: {error}); {saved_note or 'nothing saved'}"
+    if status in ("interrupted", "terminated"):
         try:
             artifacts.plot_losses(metrics_path, run_dir / "loss.png", title=f"trivd train ({engine.name}, {config.name})")
         except Exception:  # noqa: BLE001 - the plot is a convenience; the checkpoint is what matters
@@ -353,11 +435,17 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
     result = TrainResult(status=status, step=good[1], message=message or f"done: {good[1]} steps", checkpoint=last_ckpt[0],
                          seconds=seconds, steps_per_sec=(steps_done / seconds) if steps_done else None,
                          last_metrics=last, last_validation=dict(val_last))
-    artifacts.atomic_write_bytes(run_dir / "status.json", json.dumps({
-        "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
-        "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
-        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-        **({"validation": _jsonable(dict(val_last))} if val_last else {})}, indent=1).encode())
+    try:
+        artifacts.atomic_write_bytes(run_dir / "status.json", json.dumps({
+            "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
+            "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
+            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+            **({"validation": _jsonable(dict(val_last))} if val_last else {})}, indent=1).encode())
+    except OSError as exc:
+        if not _disk_full(exc):
+            raise
+    if error is not None:
+        raise error
     return result
 
 

@@ -1,0 +1,323 @@
+"""Stops and faults of a training run, without a framework: the run lock, signals, NaN, data errors, a full
+disk, leftovers of killed runs, damaged checkpoints, confined paths, file modes.
+
+The loop runs the deterministic NumPy ``CountingEngine`` of tests/test_train.py; faults come from real
+signals (``os.kill``), real processes (a second process holding the lock, one killed with SIGKILL, a
+training process stopped with SIGTERM) and, for the full disk, an ``ENOSPC`` raised by ``os.fsync`` from
+the moment the disk "fills" (the first write that would need space).  Wall time: ~15 s.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _test_helpers import LOOP_CFG as CFG
+from _test_helpers import CountingEngine
+from _test_helpers import assert_tree_equal as _assert_tree_equal
+from _test_helpers import loop_loader as _loader
+
+from trivd_core.cli import main
+from trivd_core.data import DataError, Loader
+from trivd_core.train import TrainOptions, load_checkpoint, save_checkpoint, train
+from trivd_core.train.checkpoint import CheckpointError, latest_checkpoint
+from trivd_core.train.lock import RunLock, RunLocked
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _opts(run_dir, steps, **kw):
+    base = dict(run_dir=run_dir, steps=steps, seed=3, log_every=1, sample_every=100, ckpt_every=2, keep=5,
+                n_samples=2, progress=False)
+    return TrainOptions(**{**base, **kw})
+
+
+def _run(run_dir, steps, engine=None, resume=False, loader=None, logs=None, **kw):
+    with (loader or _loader(seed=3)) as ld:
+        return train(engine or CountingEngine(), CFG, ld, _opts(run_dir, steps, **kw), resume=resume,
+                     log=(logs.append if logs is not None else (lambda m: None)))
+
+
+def _status(run_dir):
+    return json.loads((Path(run_dir) / "status.json").read_text())
+
+
+def _hold_lock_in_child(run_dir, *, then="sleep"):
+    """A child process that takes the run lock and then sleeps (or is killed by the caller)."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from trivd_core.train.lock import RunLock
+        RunLock({str(run_dir)!r}).acquire()
+        print("held", flush=True)
+        time.sleep(60)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+# -- the run lock ----------------------------------------------------------------------------
+
+
+def test_a_second_run_in_a_locked_run_dir_is_refused_naming_the_holder(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    child = _hold_lock_in_child(run_dir)
+    try:
+        with pytest.raises(RunLocked, match=f"pid {child.pid}"):
+            _run(run_dir, 2)
+        assert not (run_dir / "checkpoints").exists()  # nothing of the second run was written
+        # the CLI: exit 2, one line, before any backend or data is touched
+        assert main(["train", "--run-dir", str(run_dir), "--backend", "torch", "--steps", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"pid {child.pid}" in err[0] and "in use by another run" in err[0]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_lock_left_by_a_killed_run_is_stale_and_taken_over(tmp_path):
+    run_dir = tmp_path / "run"
+    child = _hold_lock_in_child(run_dir)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert (run_dir / ".lock").exists() and json.loads((run_dir / ".lock").read_text())["pid"] == child.pid
+    logs = []
+    res = _run(run_dir, 2, logs=logs)
+    assert res.status == "done"
+    assert any("stale lock" in m and str(child.pid) in m for m in logs), logs
+    assert not (run_dir / ".lock").exists()  # released on a clean exit
+
+
+def test_the_lock_is_reentrant_in_one_process_and_exclusive_across_processes(tmp_path):
+    with RunLock(tmp_path) as outer:
+        with RunLock(tmp_path):
+            pass
+        assert (tmp_path / ".lock").exists() and outer.stale is None
+        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from trivd_core.train.lock import RunLock; " \
+               f"RunLock({str(tmp_path)!r}).acquire()"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode != 0 and "RunLocked" in out.stderr and str(os.getpid()) in out.stderr
+    assert not (tmp_path / ".lock").exists()
+
+
+# -- signals, NaN, data errors, a full disk ---------------------------------------------------------
+
+
+class _Signalling(CountingEngine):
+    def __init__(self, sig, at):
+        super().__init__()
+        self.sig, self.at = sig, at
+
+    def step(self, ts, inputs):
+        if int(ts["step"]) + 1 == self.at:
+            os.kill(os.getpid(), self.sig)
+        return super().step(ts, inputs)
+
+
+def test_sigterm_finishes_the_step_saves_and_exits_143(tmp_path):
+    res = _run(tmp_path / "run", 10, engine=_Signalling(signal.SIGTERM, 3))
+    assert res.status == "terminated" and res.exit_code == 143 and res.step == 3
+    assert load_checkpoint(tmp_path / "run" / "checkpoints")[1]["step"] == 3  # off the cadence of 2
+    st = _status(tmp_path / "run")
+    assert st["status"] == "terminated" and st["exit_code"] == 143 and st["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed afterwards
+    # and the resumed run equals an uninterrupted one
+    _run(tmp_path / "run", 6, resume=True)
+    _run(tmp_path / "ref", 6)
+    _assert_tree_equal(load_checkpoint(tmp_path / "run" / "checkpoints")[0],
+                       load_checkpoint(tmp_path / "ref" / "checkpoints")[0])
+
+
+def test_sigterm_to_a_training_process(tmp_path):
+    """A real process, a real `kill`: exit status 143, a checkpoint of the last step, status.json."""
+    run_dir = tmp_path / "run"
+    code = textwrap.dedent(f"""
+        import sys, time
+        import importlib.util
+        sys.path.insert(0, {str(ROOT)!r})
+        spec = importlib.util.spec_from_file_location("_test_helpers", {str(ROOT / "tests" / "_test_helpers.py")!r})
+        h = importlib.util.module_from_spec(spec); spec.loader.exec_module(h)
+        CFG, CountingEngine, _loader = h.LOOP_CFG, h.CountingEngine, h.loop_loader
+        from trivd_core.train import TrainOptions, train
+
+        class Slow(CountingEngine):
+            def step(self, ts, inputs):
+                if int(ts["step"]) == 3:
+                    print("step3", flush=True)
+                time.sleep(0.2)
+                return super().step(ts, inputs)
+
+        opts = TrainOptions(run_dir={str(run_dir)!r}, steps=1000, seed=3, log_every=1, sample_every=1000,
+                            ckpt_every=2, keep=3, n_samples=2, progress=False)
+        with _loader(seed=3) as loader:
+            sys.exit(train(Slow(), CFG, loader, opts).exit_code)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "step3"
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    st = _status(run_dir)
+    assert st["status"] == "terminated" and st["step"] >= 4
+    assert load_checkpoint(run_dir / "checkpoints")[1]["step"] == st["step"]
+    assert "SIGTERM received" in err
+
+
+def test_nan_saves_the_last_completed_step(tmp_path):
+    res = _run(tmp_path / "run", 10, engine=CountingEngine(fail_at=4))  # checkpoints at 2; step 3 completed
+    assert res.status == "nonfinite" and res.exit_code == 3 and res.step == 3
+    tree, meta = load_checkpoint(tmp_path / "run" / "checkpoints")
+    assert meta["step"] == 3 and np.isfinite(tree["g_params"]["w"]).all()
+    assert _status(tmp_path / "run")["status"] == "nonfinite" and "step_00000003.json" in res.message
+
+
+class _Failing:
+    """A dataset whose ``fail_at``-th clip read raises DataError (a file system that went away mid-run)."""
+
+    def __init__(self, ds, fail_at):
+        self.ds, self.fail_at, self.calls = ds, fail_at, 0
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getattr__(self, name):
+        return getattr(self.ds, name)
+
+    def clip(self, i, rng=None):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise DataError(f"clip {i}: the file vanished")
+        return self.ds.clip(i, rng)
+
+
+def test_a_data_error_mid_run_saves_and_reports(tmp_path):
+    per_step = CFG.d_steps * 4
+    ds = _Failing(_loader(seed=3).dataset, fail_at=2 + 4 * per_step + 1)  # 2 fixed sample clips, then step 5
+    res = _run(tmp_path / "run", 10, loader=Loader(ds, 4, seed=3, workers=0))
+    assert res.status == "data_error" and res.exit_code == 4 and res.step == 4, res.message
+    assert "the file vanished" in res.message and _status(tmp_path / "run")["status"] == "data_error"
+    assert load_checkpoint(tmp_path / "run" / "checkpoints")[1]["step"] == 4
+
+
+class _DiskFull(CountingEngine):
+    """The disk fills up during step ``at``: from then on every fsync fails with ENOSPC."""
+
+    def __init__(self, at, monkeypatch):
+        super().__init__()
+        self.at, self.mp = at, monkeypatch
+
+    def step(self, ts, inputs):
+        if int(ts["step"]) + 1 == self.at:
+            def full(fd):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            self.mp.setattr(os, "fsync", full)
+        return super().step(ts, inputs)
+
+
+def test_disk_full_keeps_earlier_checkpoints_and_leaves_no_temp_files(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    res = _run(run_dir, 10, engine=_DiskFull(4, monkeypatch))  # the checkpoint of step 4 cannot be written
+    monkeypatch.undo()
+    assert res.status == "disk_full" and res.exit_code == 5 and res.step == 4
+    assert "disk full" in res.message and "step_00000002.json" in res.message and "--resume" in res.message
+    assert load_checkpoint(run_dir / "checkpoints")[1]["step"] == 2
+    leftovers = [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp") or p.name == "step_00000004.npz"]
+    assert leftovers == []
+
+
+# -- leftovers, damaged checkpoints, confined paths, modes -------------------------------------------
+
+
+def test_leftovers_of_a_killed_run_are_removed_and_a_damaged_newest_checkpoint_is_reported(tmp_path):
+    run_dir = tmp_path / "run"
+    _run(run_dir, 4)  # checkpoints 2 and 4
+    ck = run_dir / "checkpoints"
+    (ck / ".step_00000006.npz.abc.tmp").write_bytes(b"half")
+    (ck / "step_00000006.npz").write_bytes(b"orphan")  # arrays whose .json never landed
+    (run_dir / ".metrics.jsonl.x.tmp").write_bytes(b"")
+    npz = ck / "step_00000004.npz"
+    npz.write_bytes(npz.read_bytes()[:-10])  # torn
+    logs = []
+    res = _run(run_dir, 6, resume=True, logs=logs)
+    assert res.status == "done"
+    assert any("step_00000004.json is damaged" in m and "older step_00000002.json" in m for m in logs), logs
+    assert sum("removed" in m for m in logs) == 3, logs
+    assert not list(run_dir.rglob("*.tmp")) and sorted(p.name for p in ck.glob("*.npz")) == [
+        "step_00000002.npz", "step_00000004.npz", "step_00000006.npz"]
+    _run(tmp_path / "ref", 6)
+    _assert_tree_equal(load_checkpoint(ck)[0], load_checkpoint(tmp_path / "ref" / "checkpoints")[0])
+
+
+def test_a_checkpoint_json_cannot_point_outside_its_folder(tmp_path):
+    elsewhere = tmp_path / "other"
+    save_checkpoint(elsewhere, {"w": np.ones(2, np.float32)}, step=1, keep=None)
+    ck = tmp_path / "run" / "checkpoints"
+    path = save_checkpoint(ck, {"w": np.zeros(2, np.float32)}, step=1, keep=None)
+    rec = json.loads(path.read_text())
+    rec["npz"] = "../../other/step_00000001.npz"
+    rec["sha256"] = json.loads((elsewhere / "step_00000001.json").read_text())["sha256"]
+    path.write_text(json.dumps(rec))
+    with pytest.raises(CheckpointError, match="not the name of a checkpoint file in the same folder"):
+        load_checkpoint(path)
+    assert latest_checkpoint(ck) is None
+
+
+def test_a_checkpoint_with_complex_weights_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path, {"w": np.ones(2, np.complex64)}, step=1)
+    with pytest.raises(CheckpointError, match="w .complex64."):
+        load_checkpoint(path)
+
+
+def test_run_artifacts_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        _run(tmp_path / "run", 2)
+    finally:
+        os.umask(old)
+    for name in ("config.json", "status.json", "metrics.jsonl", "checkpoints/step_00000002.json",
+                 "checkpoints/step_00000002.npz"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path, capsys, monkeypatch):
+    import trivd_core.cli as cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_train", interrupted)
+    assert main(["train", "--run-dir", str(tmp_path / "r")]) == 130
+    assert capsys.readouterr().err.strip() == "trivd: interrupted"
+
+
+def test_lock_timing_two_processes(tmp_path):
+    """Two processes racing for one run dir: exactly one wins."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from trivd_core.train.lock import RunLock, RunLocked
+        t = float(sys.argv[1])
+        while time.time() < t:
+            pass
+        try:
+            RunLock({str(tmp_path / "race")!r}).acquire()
+            print("won", flush=True)
+            time.sleep(1.0)
+        except RunLocked:
+            print("lost", flush=True)
+    """)
+    t = str(time.time() + 1.0)
+    ps = [subprocess.Popen([sys.executable, "-c", code, t], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = sorted(p.communicate(timeout=30)[0].strip() for p in ps)
+    assert outs == ["lost", "lost", "won"], outs
