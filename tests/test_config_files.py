@@ -131,3 +131,71 @@ def test_cli_train_run_dir_below_a_file_exits_2(tmp_path, capsys):
     for run_dir in (f, f / "below"):
         assert cli.main(["train", "--run-dir", str(run_dir), "--no-progress"]) == 2
         assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def _resumable(tmp_path, config_record=None):
+    """A run directory as `trivd train` leaves it (config.json; no checkpoint is needed to be refused)."""
+    from trivd_core.configs import get_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    rec = {"config": get_config("tiny").to_dict(), "backend": "torch", "seed": 0,
+           "args": {"config": "tiny", "data": "synthetic", "seed": 0, "backend": "torch"}}
+    if config_record is not None:
+        rec["config"] = config_record
+    (run / "config.json").write_text(json.dumps(rec))
+    return run
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--seed", "5"], "--seed 5 differs from the run's 0"),
+    (["--data", "synthetic:pan"], "--data synthetic:pan differs from the run's 'synthetic'"),
+    (["--batch-size", "3"], "--batch-size 3 differs from the run's 8"),
+    (["--config", "demo"], "--config/--set cannot change on --resume"),
+    (["--set", "g_ch=4"], "--config/--set cannot change on --resume"),
+    (["--data-option", "holdout=0.1"], "--data-option cannot change on --resume"),
+])
+def test_cli_resume_refuses_changed_run_settings(tmp_path, capsys, argv, match):
+    run = _resumable(tmp_path)
+    assert cli.main(["train", "--resume", str(run), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err, err
+
+
+def test_cli_resume_of_an_invalid_config_json_exits_2(tmp_path, capsys):
+    from trivd_core.configs import get_config
+
+    run = _resumable(tmp_path, {**get_config("tiny").to_dict(), "g_ch": "wide"})
+    assert cli.main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not hold a valid config" in err and "g_ch" in err and "\n" not in err
+    (run / "config.json").write_text("{not json")
+    assert cli.main(["train", "--resume", str(run)]) == 2
+    assert "cannot read its config.json" in capsys.readouterr().err
+
+
+def test_cli_devices_on_a_one_device_engine_and_too_small_data_exit_2(tmp_path, capsys):
+    assert cli.main(["train", "--run-dir", str(tmp_path / "r"), "--backend", "torch", "--devices", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--devices 2" in err and "one device" in err and "\n" not in err
+    pytest.importorskip("torch")
+    import numpy as np
+
+    small = tmp_path / "five.npy"
+    np.save(small, np.zeros((5, 8, 32, 32, 3), np.uint8))
+    assert cli.main(["train", "--run-dir", str(tmp_path / "s"), "--backend", "torch", "--data", str(small),
+                     "--skip-conformance", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "5 clips, fewer than the batch of 8" in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_a_resumed_jax_run_keeps_its_compile_option(monkeypatch):
+    """The two XLA optimisation levels round differently: a resume that switched would not be bit-exact."""
+    monkeypatch.delenv("TRIVD_JAX_TRAIN_OPT", raising=False)
+    assert cli.jax_train_opt(cli.JAX_FULL_OPT_MIN_STEPS - 1) == "fast-compile"
+    assert cli.jax_train_opt(cli.JAX_FULL_OPT_MIN_STEPS) == "full"
+    # a run started with 40 steps and resumed to 400 keeps fast-compile (and the reverse)
+    assert cli.jax_train_opt(400, {"jax_train_opt": "fast-compile"}) == "fast-compile"
+    assert cli.jax_train_opt(10, {"jax_train_opt": "full"}) == "full"
+    monkeypatch.setenv("TRIVD_JAX_TRAIN_OPT", "full")
+    assert cli.jax_train_opt(10, {"jax_train_opt": "fast-compile"}) == "full"  # the user's explicit choice wins

@@ -336,6 +336,29 @@ def test_eval_refuses_an_untrusted_torchscript_i3d(run_dir, tmp_path, capfd, mon
     assert "HOSTILE-SETSTATE-RAN" in capfd.readouterr().out
 
 
+def test_eval_refuses_an_out_file_and_checkpoints_that_do_not_fit(run_dir, tmp_path, capsys):
+    def err(*argv):
+        assert main(["eval", "--backend", "numpy", "--no-progress", "--no-standing", *argv]) == 2
+        text = capsys.readouterr().err.strip()
+        assert "\n" not in text and "Traceback" not in text, text
+        return text
+
+    f = tmp_path / "plain.txt"
+    f.write_text("x")
+    assert "is a file; --out names the folder" in err("--checkpoint", str(run_dir), "--out", str(f))
+    tree = dict(init_tree(CFG)[0])
+    g = dict(tree["ema"]["G"])
+    g.pop("out_conv")
+    missing = make_run(tmp_path / "missing", tree={**tree, "ema": {**tree["ema"], "G": g}})
+    assert "does not fit its config 'tiny': ema/G lacks ['out_conv']" in err("--checkpoint", str(missing))
+    g = dict(tree["ema"]["G"], out_conv={k: v[..., :1] for k, v in tree["ema"]["G"]["out_conv"].items()})
+    narrow = make_run(tmp_path / "narrow", tree={**tree, "ema": {**tree["ema"], "G": g}})
+    assert "ema/G/out_conv/" in err("--checkpoint", str(narrow))
+    g = dict(tree["ema"]["G"], out_conv={k: v.astype(np.complex64) for k, v in tree["ema"]["G"]["out_conv"].items()})
+    cplx = make_run(tmp_path / "complex", tree={**tree, "ema": {**tree["ema"], "G": g}})
+    assert "complex64" in err("--checkpoint", str(cplx))
+
+
 def test_eval_refuses_a_diverged_checkpoint(tmp_path, capsys):
     tree = dict(init_tree(CFG)[0])
     ema = {"E": tree["ema"]["E"], "G": dict(tree["ema"]["G"])}

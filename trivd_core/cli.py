@@ -80,6 +80,15 @@ DEFAULT_EVAL_CLIPS = 32
 JAX_FULL_OPT_MIN_STEPS = 120
 
 
+def jax_train_opt(steps: int, saved_run: dict | None = None) -> str:
+    """XLA's optimisation level for the JAX train step: ``$TRIVD_JAX_TRAIN_OPT``, else the one a resumed run
+    recorded in its config.json (``saved_run["jax_train_opt"]``), else ``full`` from
+    :data:`JAX_FULL_OPT_MIN_STEPS` steps on and ``fast-compile`` below."""
+    recorded = (saved_run or {}).get("jax_train_opt")
+    return os.environ.get("TRIVD_JAX_TRAIN_OPT") or recorded or (
+        "full" if steps >= JAX_FULL_OPT_MIN_STEPS else "fast-compile")
+
+
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (default: tiny config, synthetic data, JAX); see docs/training.md")
     p.add_argument("--config", default=None, metavar="NAME|FILE",
@@ -142,13 +151,18 @@ def _train_usage_error(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} must be an integer >= {lo}, got {v}"
     for name in ("run_dir", "resume"):
         v = getattr(args, name, None)
-        if v is not None:
-            p = os.path.abspath(v)
-            while p and not os.path.exists(p):
-                p = os.path.dirname(p) if os.path.dirname(p) != p else ""
-            if p and not os.path.isdir(p):
-                return f"--{name.replace('_', '-')} {v}: {p} is a file, not a folder"
+        blocker = _file_in_the_way(v) if v is not None else None
+        if blocker:
+            return f"--{name.replace('_', '-')} {v}: {blocker} is a file, not a folder"
     return None
+
+
+def _file_in_the_way(folder) -> str | None:
+    """The existing file at ``folder`` or at its nearest existing ancestor (``None`` when that is a folder)."""
+    p = os.path.abspath(folder)
+    while p and not os.path.exists(p):
+        p = os.path.dirname(p) if os.path.dirname(p) != p else ""
+    return p if p and not os.path.isdir(p) else None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -270,9 +284,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         # XLA:CPU's full optimisation compiles ~40 s longer and then runs the tiny step 2.1x faster
         # (docs/training.md): it pays off beyond about 100 steps.  TRIVD_JAX_TRAIN_OPT overrides.  A resumed
         # run keeps the option it started with: the two compilations round differently, and resume is bit-exact.
-        recorded = (saved or {}).get("jax_train_opt") if resume else None
-        engine_kw["train_opt"] = os.environ.get("TRIVD_JAX_TRAIN_OPT") or recorded or (
-            "full" if opts["steps"] >= JAX_FULL_OPT_MIN_STEPS else "fast-compile")
+        engine_kw["train_opt"] = jax_train_opt(opts["steps"], saved if resume else None)
     try:
         engine = backend.engine(config, **engine_kw)
     except (ValueError, TypeError) as exc:
@@ -524,6 +536,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise EvalError(f"--num-samples must be >= 1, got {args.num_samples}")
         if args.batch_size is not None and args.batch_size < 1:
             raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
+        blocker = _file_in_the_way(args.out) if args.out is not None else None
+        if blocker:
+            raise EvalError(f"--out {args.out}: {blocker} is a file; --out names the folder eval.json and the plots "
+                            "go to")
         i3d_path = args.i3d or os.environ.get("TRIVD_I3D_WEIGHTS") or None
         if (args.i3d_sha256 is not None or args.trust_i3d) and i3d_path is None:
             raise EvalError("--i3d-sha256 and --trust-i3d need --i3d PATH (or TRIVD_I3D_WEIGHTS)")

@@ -186,8 +186,39 @@ def open_run(path) -> RunCheckpoint:
     for key in ("g_params", "g_state", "ema"):
         if key not in tree:
             raise EvalError(f"{ckpt}: the checkpoint lacks {key!r} (not a trivd training checkpoint)")
-    return RunCheckpoint(path=ckpt, step=int(meta.get("step", -1)), config=config_from_dict(cfg), tree=tree,
+    try:
+        config = config_from_dict(cfg)
+    except (TypeError, ValueError) as exc:
+        raise EvalError(f"{ckpt}: the recorded config is not valid ({str(exc).splitlines()[0]})") from exc
+    from .generator import generator_shapes
+
+    want = generator_shapes(config)
+    for key in ("ema", "g_params"):
+        problem = _layout_problem(tree[key], want, key)
+        if problem:
+            raise EvalError(f"{ckpt}: the checkpoint does not fit its config {config.name!r}: {problem}")
+    return RunCheckpoint(path=ckpt, step=int(meta.get("step", -1)), config=config, tree=tree,
                          meta=meta, run_dir=run_dir, run_config=run_config)
+
+
+def _layout_problem(tree, shapes, path: str) -> str | None:
+    """The first difference between a tree of arrays and a tree of shape tuples (``None`` if they agree)."""
+    if isinstance(shapes, Mapping):
+        if not isinstance(tree, Mapping):
+            return f"{path} is an array, expected a group of {sorted(shapes)}"
+        missing = sorted(set(shapes) - set(tree))
+        if missing:
+            return f"{path} lacks {missing}"
+        for k in shapes:
+            problem = _layout_problem(tree[k], shapes[k], f"{path}/{k}")
+            if problem:
+                return problem
+        return None
+    if isinstance(tree, Mapping):
+        return f"{path} is a group, expected an array of shape {tuple(shapes)}"
+    if tuple(np.shape(tree)) != tuple(shapes):
+        return f"{path} has shape {tuple(np.shape(tree))}, expected {tuple(shapes)}"
+    return None
 
 
 def check_data_fits(dataset, config: Config) -> None:
