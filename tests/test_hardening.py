@@ -321,3 +321,50 @@ def test_lock_timing_two_processes(tmp_path):
     ps = [subprocess.Popen([sys.executable, "-c", code, t], stdout=subprocess.PIPE, text=True) for _ in range(3)]
     outs = sorted(p.communicate(timeout=30)[0].strip() for p in ps)
     assert outs == ["lost", "lost", "won"], outs
+
+
+# -- bad data -------------------------------------------------------------------------------------------
+
+
+def _video_folder(root, n_good=6, bad=("000.mp4", "001.mp4")):
+    pytest.importorskip("av")
+    from trivd_core.data import write_video
+    from trivd_core.data.synthetic import SyntheticShapes
+
+    root.mkdir()
+    shapes = SyntheticShapes(32, 6, seed=1)
+    if "000.mp4" in bad:
+        (root / "000.mp4").write_text("this is a text file, not a video")
+    if "001.mp4" in bad:
+        (root / "001.mp4").write_bytes(b"")
+    for i in range(n_good):
+        write_video(root / f"{i + 2:03d}.mkv", shapes.clip(i))
+    return root
+
+
+def test_a_folder_whose_first_files_are_not_videos_trains_and_counts_the_skips(tmp_path):
+    from trivd_core.data import make_dataset
+    from trivd_core.train.validation import ValidationSet
+
+    root = _video_folder(tmp_path / "videos")
+    ds = make_dataset(root, resolution=CFG.resolution, t=CFG.t_total, split="train")
+    assert ds.files[:2] == ["000.mp4", "001.mp4"]
+    vset = ValidationSet.from_dataset(ds, CFG, n_clips=3)  # the held-out set passes over them too
+    assert vset.cond.shape[0] == 3
+    with pytest.warns(Warning):
+        res = _run(tmp_path / "run", 4, loader=Loader(ds, 4, seed=3, workers=0))
+    assert res.status == "done"
+    st = _status(tmp_path / "run")
+    assert st["data_skipped"] > 0 and st["data_skipped_sources"] == 2
+    recs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert recs[-1]["data_skipped"] == st["data_skipped"]
+
+
+def test_an_all_corrupt_folder_is_a_data_error(tmp_path):
+    from trivd_core.data import make_dataset
+
+    root = _video_folder(tmp_path / "videos", n_good=0)
+    ds = make_dataset(root, resolution=CFG.resolution, t=CFG.t_total, split="train")
+    with pytest.raises(DataError, match="none of the 2 sources could be read"):
+        with Loader(ds, 1, seed=0, workers=0) as loader:
+            train(CountingEngine(), CFG, loader, _opts(tmp_path / "run", 2), log=lambda m: None)

@@ -355,6 +355,10 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
 
         print(f"trivd train: held-out validation at step {result.step} (EMA, z = 0): "
               f"{summary_line(result.last_validation)}", file=sys.stderr)
+    if loader.skipped:
+        print(f"trivd train: {loader.skipped} unreadable clip(s) were skipped ({len(loader.skipped_sources)} distinct "
+              "source(s); the first warning of each names it); counts in metrics.jsonl and status.json",
+              file=sys.stderr)
     if result.steps_per_sec:
         print(f"trivd train: {result.steps_per_sec:.3f} steps/s over {result.seconds:.0f} s (compile included)",
               file=sys.stderr)

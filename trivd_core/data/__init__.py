@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .arrays import ArrayDataset, holdout_split, open_array, read_index_file
 from .bair import BAIR_SPLITS, BairDataset, bair_split, balanced_split
-from .base import ClipDataset, DataError, DataWarning, SkipClip, area_resize
+from .base import ClipDataset, DataError, DataWarning, SkipClip, area_resize, readable_clips
 from .files import IMAGE_EXTENSIONS, read_frames
 from .loader import Loader
 from .synthetic import ShapeTracks, SyntheticShapes, write_video
@@ -46,6 +46,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "SkipClip",
+    "readable_clips",
     "VIDEO_EXTENSIONS",
     "area_resize",
     "list_videos",

@@ -44,8 +44,10 @@ memory), to ``cache_dir/<name>.<member>.<size>-<mtime>.npy`` and that file is ma
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -120,7 +122,13 @@ def _mmap_stored_member(path: Path, info: zipfile.ZipInfo) -> np.memmap:
 
 def _extract_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cache_dir: Path) -> Path:
     st = path.stat()
-    target = cache_dir / f"{path.stem}.{info.filename[:-4]}.{st.st_size}-{int(st.st_mtime)}.npy"
+    # the member's name comes from the file: keep only safe characters (a name like "/../../x.npy" must not
+    # leave cache_dir) and add a digest of the full name so that distinct members stay distinct
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", info.filename[:-4]).strip("._") or "member"
+    digest = hashlib.sha256(info.filename.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    target = cache_dir / f"{path.stem}.{safe}-{digest}.{st.st_size}-{int(st.st_mtime)}.npy"
+    if target.resolve().parent != cache_dir.resolve():  # pragma: no cover - the name above has no separators
+        raise DataError(f"{str(path)!r}: member name {info.filename!r} would be extracted outside {cache_dir}")
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -145,8 +153,9 @@ def open_array(path: str | os.PathLike, *, key: str | None = None, cache_dir: st
     if suffix == ".npy":
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise DataError(f"{str(path)!r} cannot be memory-mapped: {exc}") from exc
+        except (ValueError, EOFError, OSError) as exc:
+            raise DataError(f"{str(path)!r} cannot be memory-mapped as a .npy array: "
+                            f"{exc or exc.__class__.__name__}") from exc
         return arr
     if suffix != ".npz":
         raise DataError(f"{str(path)!r}: expected a .npy or .npz file")
@@ -300,9 +309,14 @@ class ArrayDataset(ClipDataset):
         if arr.dtype == np.uint8:
             self.value_range = (0.0, 255.0)
         elif np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer):
-            self.value_range = tuple(float(v) for v in (value_range or (-1.0, 1.0)))
-            if self.value_range[1] <= self.value_range[0]:
-                raise DataError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
+            try:
+                vr = tuple(float(v) for v in (value_range if value_range is not None else (-1.0, 1.0)))
+            except (TypeError, ValueError):
+                vr = ()
+            if len(vr) != 2 or not all(np.isfinite(vr)) or vr[1] <= vr[0]:
+                raise DataError(f"value_range must be two finite numbers (lo, hi) with lo < hi, e.g. (0, 1) or "
+                                f"(0, 255), got {value_range!r}")
+            self.value_range = vr
         else:
             raise DataError(f"{str(self.path)!r}: unsupported dtype {arr.dtype}")
         self.height, self.width = as_hw(resolution)
@@ -313,6 +327,10 @@ class ArrayDataset(ClipDataset):
             )
         if self.num_videos == 0:
             raise DataError(f"{str(self.path)!r} holds no videos (N=0)")
+        empty = [f"{d}={n}" for d, n in dims.items() if n == 0]
+        if empty:
+            raise DataError(f"{str(self.path)!r}: shape {tuple(arr.shape)} (layout {self.layout}) has empty "
+                            f"dimensions ({', '.join(empty)}): frames need T, H, W and C of at least 1")
         if channels is not None and (int(channels) != channels or channels <= 0):
             raise DataError(f"channels must be a positive int or None, got {channels!r}")
         self.requested_channels = channels
@@ -388,6 +406,10 @@ class ArrayDataset(ClipDataset):
         if x.ndim == 3:
             x = x[..., None]
         lo, hi = self.value_range
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise DataError(f"{self.path.name}[{index}]: {int(x.size - finite.sum())} non-finite values (NaN/Inf) in "
+                            f"frames {start}..{start + self.t - 1}; clean the array (trivd does not guess them)")
         if self.array.dtype != np.uint8:
             xmin, xmax = float(x.min()), float(x.max())
             if xmin < lo - 1e-6 or xmax > hi + 1e-6:

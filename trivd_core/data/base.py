@@ -19,6 +19,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "SkipClip",
+    "readable_clips",
     "as_hw",
     "adapt_channels",
     "area_resize",
@@ -37,7 +38,40 @@ class DataWarning(UserWarning):
 
 
 class SkipClip(Exception):
-    """Raised by ``ClipDataset.clip`` for a source that cannot give a clip (corrupt, too short)."""
+    """Raised by ``ClipDataset.clip`` for a source that cannot give a clip (corrupt, too short).
+
+    ``permanent``: the source gives no clip from any start (not a video, no stream, too short), as opposed
+    to a failure of this start only (a truncated or damaged stretch of a partly readable video).  Datasets
+    may remember permanent failures, never the others: skipping must stay a pure function of
+    ``(source, start)``, or batches would depend on which clips were read before.
+    """
+
+    def __init__(self, reason: str = "", *, permanent: bool = False):
+        super().__init__(reason)
+        self.permanent = bool(permanent)
+
+
+def readable_clips(dataset, n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[tuple[int, str]]]:
+    """The first ``n`` clips of ``dataset`` that can be read, in index order: ``(clips, skipped)``.
+
+    ``skipped`` lists ``(index, reason)`` of the sources that raised :class:`SkipClip` on the way (the same
+    rule as the loader's: an unreadable source is passed over, never a crash).  Fewer than ``n`` clips come
+    back only when the dataset has fewer readable ones; none at all is a :class:`DataError`.
+    """
+    clips, skipped = [], []
+    for i in range(len(dataset)):
+        if len(clips) == n:
+            break
+        try:
+            clips.append(dataset.clip(i, rng))
+        except SkipClip as exc:
+            skipped.append((i, str(exc)))
+    if not clips:
+        describe = getattr(dataset, "describe", str)
+        shown = "; ".join(f"{describe(i)}: {r}" for i, r in skipped[:3])
+        raise DataError(f"none of the {len(dataset)} sources could be read ({shown}"
+                        f"{'; ...' if len(skipped) > 3 else ''})")
+    return clips, skipped
 
 
 def as_hw(resolution: int | Sequence[int]) -> tuple[int, int]:

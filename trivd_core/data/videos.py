@@ -153,14 +153,15 @@ def read_clip(
     av = _av()
     path = os.fspath(path)
     fmt = {1: "gray", 3: "rgb24"}[channels]
+    start = None  # failures before a start is drawn hold for every start (SkipClip.permanent)
     try:
         with av.open(path) as container:
             if not container.streams.video:
-                raise SkipClip("no video stream")
+                raise SkipClip("no video stream", permanent=True)
             stream = container.streams.video[0]
             n = _frame_count(av, path, stream)
             if n < t:
-                raise SkipClip(f"too short: {n} frames < t={t}")
+                raise SkipClip(f"too short: {n} frames < t={t}", permanent=True)
             start = int(rng.integers(0, n - t + 1))
             frames = None
             if seek and start > 0:
@@ -183,7 +184,8 @@ def read_clip(
     except SkipClip:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError, IndexError, RuntimeError, ZeroDivisionError) as exc:
-        raise SkipClip(f"unreadable: {type(exc).__name__}: {exc}") from exc
+        where = "" if start is None else f" (frames from {start})"
+        raise SkipClip(f"unreadable{where}: {type(exc).__name__}: {exc}", permanent=start is None) from exc
     return to_unit_range(out, 0.0, 255.0)
 
 
@@ -311,8 +313,8 @@ class VideoFolderDataset(ClipDataset):
         return {**super().fingerprint(), "split": self.split}
 
     def clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        if index in self._bad:  # known bad: skip without opening again
-            raise SkipClip(self._bad[index])
+        if index in self._bad:  # unreadable from any start: skip without opening again
+            raise SkipClip(self._bad[index], permanent=True)
         try:
             return read_clip(
                 self.root / self.files[index],
@@ -325,5 +327,6 @@ class VideoFolderDataset(ClipDataset):
                 decoder_threads=self.decoder_threads,
             )
         except SkipClip as exc:
-            self._bad[index] = str(exc)
+            if exc.permanent:  # a failure of one start only is not remembered (see SkipClip)
+                self._bad[index] = str(exc)
             raise

@@ -202,10 +202,11 @@ def _jsonable(x):
 
 
 def _fixed_samples(config: Config, dataset, n: int, seed: int):
-    """Fixed evaluation clips (clips 0..n-1 of the dataset, a fixed generator) and latents."""
+    """Fixed evaluation clips (the first ``n`` readable clips of the dataset, a fixed generator) and latents."""
+    from ..data import readable_clips
+
     rng = np.random.default_rng([int(seed), 0x73616D])
-    n = min(n, len(dataset))
-    clips = np.stack([np.asarray(dataset.clip(i, rng), np.float32) for i in range(n)])
+    clips = np.stack([np.asarray(c, np.float32) for c in readable_clips(dataset, n, rng)[0]])
     z = (rng.standard_normal((n, config.z_dim)) * config.latent_std).astype(np.float32)
     return clips[:, : config.t_cond], clips[:, config.t_cond:], z
 
@@ -365,6 +366,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                         now = time.perf_counter()
                         rec = {"step": step, "time": round(time.time(), 3),
                                "steps_per_sec": round(steps_done / max(now - t0, 1e-9), 4), **metrics}
+                        if getattr(loader, "skipped", 0):
+                            rec["data_skipped"] = int(loader.skipped)
                         mlog.write(json.dumps(rec) + "\n")
                         mlog.flush()
                     if step % options.ckpt_every == 0 or step == options.steps:
@@ -440,6 +443,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
             "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
             "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
             "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+            "data_skipped": int(getattr(loader, "skipped", 0) or 0),
+            "data_skipped_sources": len(getattr(loader, "skipped_sources", ()) or ()),
             **({"validation": _jsonable(dict(val_last))} if val_last else {})}, indent=1).encode())
     except OSError as exc:
         if not _disk_full(exc):

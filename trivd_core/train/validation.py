@@ -66,14 +66,16 @@ class ValidationSet:
         render = getattr(dataset, "render", None)
         clips, tracks = [], ([] if render is not None else None)
         rng = np.random.default_rng([0, 0x76616C])
-        for i in range(n):
-            if render is not None:
+        if render is not None:
+            for i in range(n):
                 clip, tr = render(i)
                 tracks.append(tr)
-            else:
-                clip = dataset.clip(i, rng)
-            clips.append(np.asarray(clip, np.float32))
-        x = np.stack(clips)
+                clips.append(clip)
+        else:  # unreadable sources are passed over, as the loader does
+            from ..data import readable_clips
+
+            clips = readable_clips(dataset, n, rng)[0]
+        x = np.stack([np.asarray(c, np.float32) for c in clips])
         want = (config.t_total, config.resolution, config.resolution, config.channels)
         if x.shape[1:] != want:
             raise ValueError(f"validation clips have shape {x.shape[1:]}, the config needs {want}")
