@@ -27,6 +27,9 @@ __all__ = ["d_hinge_loss", "g_hinge_loss", "projection", "mixed_projection"]
 
 
 def _rho(a):
+    """``rho(a) = max(a, 0)``; NaN stays NaN (as ``np.maximum`` and the core's ``relu`` do)."""
+    if a != a:  # NaN: a comparison would silently turn it into 0
+        return a
     return a if a > 0 else 0.0
 
 

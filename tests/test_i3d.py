@@ -753,11 +753,24 @@ def test_fvd_warns_on_few_samples_once():
     real = uniform(43, (3, 2, 3, 3, 3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tfvd.fvd(real, real + 0.1, first_pixels)
+        tfvd.fvd(real, real * 0.9, first_pixels)
     few = [w for w in caught if issubclass(w.category, FewSamplesWarning)]
     assert len(few) == 1 and not issubclass(few[0].category, RuntimeWarning)
     assert issubclass(few[0].category, UserWarning) and "3 real and 3 fake videos for 4 features" in str(few[0].message)
     assert few[0].filename == __file__  # points at the caller
+
+
+def test_fvd_refuses_videos_of_other_shapes_ranges_and_nan():
+    real = uniform(46, (3, 4, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"one shape .T, H, W, C., got \(4, 3, 3, 3\) and \(3, 3, 3, 3\)"):
+        tfvd.fvd(real, real[:, :3], first_pixels)
+    with pytest.raises(ValueError, match=r"frames in \[-1, 1\].*\[0, 255\]\? map them with x / 127.5 - 1"):
+        tfvd.fvd(real, (real + 1) * 127.5, first_pixels)
+    nan = real.copy()
+    nan[0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        tfvd.fvd(real, nan, first_pixels)
+    tfvd.fvd(real, np.clip(real * (1 + 5e-4), -1 - 5e-4, 1 + 5e-4), first_pixels)  # float32 rounding is fine
 
 
 def test_fvd_with_random_i3d():
@@ -789,10 +802,10 @@ def test_inception_score_closed_forms():
     # IS = exp(KL(one-hot || uniform over K)) = K.  All videos alike: p(y|x) = p(y), IS = 1.
     K, N = 4, 12
     videos = np.zeros((N, 1, 1, 1, 1))
-    videos[:, 0, 0, 0, 0] = np.arange(N) % K
+    videos[:, 0, 0, 0, 0] = (np.arange(N) % K) / K  # the class, as a pixel value in [-1, 1]
 
     def confident(v):
-        return 60.0 * np.eye(K)[np.asarray(v[:, 0, 0, 0, 0], dtype=int)]
+        return 60.0 * np.eye(K)[np.rint(np.asarray(v[:, 0, 0, 0, 0]) * K).astype(int)]
 
     mean, std = tfvd.inception_score_of(videos, confident, splits=1)
     assert mean == pytest.approx(K, rel=1e-12) and std == 0.0

@@ -165,6 +165,18 @@ def test_mixed_projection_diagonal_with_one_step_is_projection(ns):
 # errors
 
 
+@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.parametrize("where", ["real", "fake"])
+def test_nan_scores_give_nan_losses_in_the_reference_and_the_core(ns, where):
+    """rho(NaN) is NaN: a hinge must not turn a diverged score into a zero loss (max(NaN, 0) is NaN)."""
+    real, fake = np.array([0.5, 2.0, -0.3]), np.array([-2.0, 0.1])
+    (real if where == "real" else fake)[0] = np.nan
+    assert np.isnan(ref.d_hinge_loss(real, fake))
+    assert np.isnan(to_np(core.d_hinge_loss(to_ns(ns, real), to_ns(ns, fake))))
+    if where == "fake":
+        assert np.isnan(ref.g_hinge_loss(fake)) and np.isnan(to_np(core.g_hinge_loss(to_ns(ns, fake))))
+
+
 def test_loss_errors():
     s = np.ones(3)
     with pytest.raises(TypeError, match=r"d_hinge_loss\(\).*'real_scores'.*floating"):

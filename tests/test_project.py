@@ -61,11 +61,25 @@ def test_paper_hyper_parameters_are_the_defaults():
         ({"cell_k": 4}, "cell_k"),
         ({"head": "linear"}, "head"),
         ({"t_pred": 0}, "t_pred"),
+        ({"lr_g": -1.0}, "lr_g"),
+        ({"lr_d": float("nan")}, "lr_d"),
+        ({"beta2": 1.5}, "beta2"),
+        ({"adam_eps": 0.0}, "adam_eps"),
+        ({"bn_eps": -1.0}, "bn_eps"),
+        ({"ema_start": -5}, "ema_start"),
+        ({"g_widths": (0, 4, 2)}, "g_widths"),
+        ({"cell_k": 2.5}, "cell_k"),
+        ({"truncation": float("nan")}, "truncation"),
     ],
 )
 def test_bad_configs_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"field '{field}'"):
         get_config("paper_medium", **overrides)
+
+
+def test_unknown_config_fields_are_a_value_error_naming_them():
+    with pytest.raises(ValueError, match="unknown field.s. bogus, sn_eps"):
+        get_config("tiny", sn_eps=1e-4, bogus=1)
 
 
 def test_unknown_config_name():

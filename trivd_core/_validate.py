@@ -1,8 +1,11 @@
 """Argument checks shared by every public function of trivd_core.
 
 Every error names the function, the argument, what was expected and what was
-received, so that bad input never surfaces as a deep framework stack trace or a
-silent NaN.  Shapes are written with symbols (``("B", "H", "W", "C")``); a
+received, so that bad input (a wrong shape, dtype, namespace or option) never
+surfaces as a deep framework stack trace.  Values are not checked: a finiteness
+check would force a device-to-host sync on every call.  NaN in gives NaN out, the
+same in the reference and the core (the conformance suite checks NaN inputs of
+the losses), and the training loop stops on a non-finite loss.  Shapes are written with symbols (``("B", "H", "W", "C")``); a
 symbol seen in one argument is bound and must agree in the others.
 """
 

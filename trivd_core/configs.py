@@ -89,6 +89,10 @@ class Config:
         return self.resolution // 2 ** len(self.g_widths)
 
     def replace(self, **changes) -> Config:
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"config {self.name!r}: unknown field(s) {', '.join(unknown)} (the fields are listed "
+                             "in trivd_core/configs.py and by `trivd info --config NAME`)")
         return dataclasses.replace(self, **changes).validate()
 
     def to_dict(self) -> dict:

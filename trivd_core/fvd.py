@@ -96,7 +96,17 @@ def _check_videos(fn: str, name: str, videos) -> np.ndarray:
         raise TypeError(f"{fn}(): argument '{name}' must be floating, in [-1, 1], got dtype {v.dtype}")
     if v.shape[0] < 1:
         raise ValueError(f"{fn}(): argument '{name}' must hold at least one video, got shape {v.shape}")
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{fn}(): argument '{name}' holds NaN or Inf values")
+    if lo < -1.0 - RANGE_SLACK or hi > 1.0 + RANGE_SLACK:
+        hint = " (frames in [0, 255]? map them with x / 127.5 - 1)" if hi > 2 else ""
+        raise ValueError(f"{fn}(): argument '{name}' must hold frames in [-1, 1], got values in [{lo:g}, {hi:g}]{hint}")
     return v
+
+
+#: How far outside [-1, 1] video values may lie (float32 rounding of a conversion from uint8 or [0, 1]).
+RANGE_SLACK = 1e-3
 
 
 class I3DExtractor:
@@ -236,12 +246,18 @@ def extract_features(videos, extractor: FeatureExtractor, *, name: str = "videos
 def fvd(real, fake, extractor: FeatureExtractor) -> float:
     """Frechet Video Distance: :func:`trivd_core.metrics.frechet_distance_from_features` of the two feature sets.
 
-    real, fake: ``(N, T, H, W, C)`` and ``(M, T', H', W', C)`` NumPy videos in
-    ``[-1, 1]`` (N, M >= 2).  Warns :class:`~trivd_core.metrics.FewSamplesWarning`
+    real, fake: ``(N, T, H, W, C)`` and ``(M, T, H, W, C)`` NumPy videos in
+    ``[-1, 1]`` (N, M >= 2) of one shape per video: I3D pools over time and space, so
+    it would return features for clips of other lengths or sizes, but their distance
+    would measure the difference in shape, not in content (``ValueError``).  Warns :class:`~trivd_core.metrics.FewSamplesWarning`
     (a ``UserWarning``) when N or M is below the feature dimension (400 for I3D):
     the covariance is then rank-deficient and FVD biased (papers use thousands of
     videos).
     """
+    r, f = np.shape(real), np.shape(fake)
+    if len(r) == 5 and len(f) == 5 and r[1:] != f[1:]:
+        raise ValueError(f"fvd(): arguments 'real' and 'fake' must be videos of one shape (T, H, W, C), got "
+                         f"{tuple(r[1:])} and {tuple(f[1:])}: compare clips of the same length and size")
     a = extract_features(real, extractor, name="real")
     b = extract_features(fake, extractor, name="fake")
     d = a.shape[1]
