@@ -117,6 +117,7 @@ def test_cli_info_reads_a_config_file(tmp_path, capsys):
     (["--workers", "-1"], "--workers must be an integer >= 0"),
     (["--eval-every", "-5"], "--eval-every must be an integer >= 0"),
     (["--eval-clips", "0"], "--eval-clips must be an integer >= 1"),
+    (["--threads", "0"], "--threads must be an integer >= 1"),
 ])
 def test_cli_train_usage_errors_exit_2_with_one_line_before_starting(tmp_path, capsys, argv, match):
     assert cli.main(["train", "--run-dir", str(tmp_path / "r"), "--no-progress", *argv]) == 2

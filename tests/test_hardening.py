@@ -368,3 +368,46 @@ def test_an_all_corrupt_folder_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="none of the 2 sources could be read"):
         with Loader(ds, 1, seed=0, workers=0) as loader:
             train(CountingEngine(), CFG, loader, _opts(tmp_path / "run", 2), log=lambda m: None)
+
+
+# -- threads ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cpus, load, want", [(2, 0.2, 2), (2, 1.3, 1), (2, 5.0, 1), (16, 3.6, 12), (4, 0.0, 4)])
+def test_default_threads_are_the_cpus_not_already_busy(cpus, load, want):
+    from trivd_core.threads import default_threads
+
+    assert default_threads(cpus, load) == want
+
+
+def test_apply_threads_sets_the_environment_and_torch(monkeypatch):
+    from trivd_core.threads import apply_threads
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        apply_threads(1)
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"] == "1"
+        if torch is not None:
+            assert torch.get_num_threads() == 1
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="positive int"):
+        apply_threads(0)
+
+
+def test_train_prints_and_records_its_threads_and_a_resume_keeps_them(tmp_path, capsys):
+    pytest.importorskip("torch")
+    run = tmp_path / "run"
+    base = ["train", "--backend", "torch", "--config", "tiny", "--skip-conformance", "--eval-every", "0",
+            "--no-progress", "--workers", "0"]
+    assert main([*base, "--run-dir", str(run), "--steps", "1", "--threads", "1"]) == 0
+    assert "1 CPU thread for torch/BLAS (--threads" in capsys.readouterr().err
+    assert json.loads((run / "config.json").read_text())["args"]["threads"] == 1
+    assert main(["train", "--resume", str(run), "--steps", "2", "--no-progress", "--workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "1 CPU thread for torch/BLAS (the count the run recorded" in err
+    assert json.loads((run / "config.json").read_text())["args"]["threads"] == 1

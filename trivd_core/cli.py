@@ -89,6 +89,23 @@ def jax_train_opt(steps: int, saved_run: dict | None = None) -> str:
         "full" if steps >= JAX_FULL_OPT_MIN_STEPS else "fast-compile")
 
 
+def _add_threads_option(p) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads of torch and BLAS (default: the CPUs not already busy, from the load average; "
+                        "a resumed run keeps its count)")
+
+
+def _setup_threads(cmd: str, requested: int | None, recorded: int | None = None) -> int:
+    """Apply ``--threads`` (or the run's recorded count, or the default) and say which it is; returns it."""
+    from .threads import apply_threads, default_threads, describe_threads
+
+    n = requested or recorded or default_threads()
+    apply_threads(n)
+    source = "option" if requested else ("run" if recorded else "default")
+    print(f"trivd {cmd}: {describe_threads(n, source)}", file=sys.stderr, flush=True)
+    return n
+
+
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (default: tiny config, synthetic data, JAX); see docs/training.md")
     p.add_argument("--config", default=None, metavar="NAME|FILE",
@@ -122,6 +139,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--skip-conformance", action="store_true", help="train even if the pre-training gate fails / skip it")
     p.add_argument("--devices", type=int, default=None, help="number of local devices for data parallelism (default: all)")
     p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
+    _add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -141,7 +159,7 @@ def _default_backend() -> str:
 #: (option, smallest value) of the integer options of `trivd train`, checked before anything slow starts.
 _TRAIN_INT_BOUNDS = (("steps", 0), ("batch_size", 1), ("seed", 0), ("sample_every", 1), ("ckpt_every", 1),
                      ("log_every", 1), ("keep", 1), ("devices", 1), ("workers", 0), ("eval_every", 0),
-                     ("eval_clips", 1))
+                     ("eval_clips", 1), ("threads", 1))
 
 
 def _train_usage_error(args: argparse.Namespace) -> str | None:
@@ -267,6 +285,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         print(f"trivd train: {run_dir} already holds checkpoints; use --resume {run_dir} or another --run-dir",
               file=sys.stderr)
         return 2
+    opts["threads"] = _setup_threads("train", args.threads, (saved or {}).get("args", {}).get("threads"))
     backends = importlib.import_module("backends")
     try:
         backend = backends.load(backend_name)
@@ -322,7 +341,8 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
             print(f"trivd train: validation set: {exc}", file=sys.stderr)
             return 2
     saved_args = {k: opts[k] for k in ("config", "data", "data_options", "backend", "steps", "seed", "sample_every",
-                                        "ckpt_every", "log_every", "keep", "devices", "eval_every", "eval_clips")
+                                        "ckpt_every", "log_every", "keep", "devices", "eval_every", "eval_clips",
+                                        "threads")
                   if k in opts}
     if not resume and args.set_fields:
         saved_args["set"] = list(args.set_fields)
@@ -418,6 +438,7 @@ def _add_model_args(p) -> None:
                    help="dataset option (repeatable), e.g. holdout=0.1, protocol=original, layout=TNHW "
                         "(default: the run's own, when --data is not given)")
     p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
+    _add_threads_option(p)
 
 
 def _add_eval_parser(sub) -> None:
@@ -472,7 +493,10 @@ def _model_from_args(cmd: str, args: argparse.Namespace):
     """``(run, model, backend_name)`` for eval/predict; raises EvalError / ValueError with a usage message."""
     from .evaluate import EvalError, Model, open_run
 
+    if args.threads is not None and args.threads < 1:
+        raise EvalError(f"--threads must be an integer >= 1, got {args.threads}")
     run = open_run(args.checkpoint)
+    _setup_threads(cmd, args.threads)
     name = args.backend
     backends = importlib.import_module("backends")
     if name is None:
@@ -741,7 +765,15 @@ def _main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "conform":
         return _cmd_conform(argv[1:])
     if argv and argv[0] == "bench":
-        return int(importlib.import_module("benchmarks.run").main(argv[1:]) or 0)
+        rest = argv[1:]
+        if "--threads" not in rest and not any(a.startswith("--threads=") for a in rest) and not (
+                {"-h", "--help", "--quick"} & set(rest)):
+            from .threads import default_threads
+
+            rest = [*rest, "--threads", str(default_threads())]  # the children would oversubscribe otherwise
+            print(f"trivd bench: --threads {rest[-1]} (the CPUs not already busy; pass --threads N to change)",
+                  file=sys.stderr, flush=True)
+        return int(importlib.import_module("benchmarks.run").main(rest) or 0)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
