@@ -94,6 +94,19 @@ def test_open_run_finds_the_newest_intact_checkpoint(tmp_path):
     assert found.step == 3 and found.config == CFG and found.data == "synthetic" and found.run_dir == run
 
 
+def test_open_run_reports_a_damaged_newer_checkpoint(tmp_path, capsys):
+    run = make_run(tmp_path / "run", step=3)
+    save_checkpoint(run / "checkpoints", init_tree(CFG)[0], step=5, meta={"config": CFG.to_dict()})
+    npz = run / "checkpoints" / "step_00000005.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    r = open_run(run)
+    assert r.step == 3 and [p.name for p, _ in r.damaged] == ["step_00000005.json"]
+    assert "SHA-256" in r.damaged[0][1]
+    assert main(["eval", "--checkpoint", str(run), "--backend", "numpy", "--no-progress", "--no-standing",
+                 "--num-samples", "4", "--workers", "0", "--out", str(tmp_path / "out")]) == 0
+    assert "the newer checkpoint step_00000005.json is damaged" in capsys.readouterr().err
+
+
 def test_open_run_errors(tmp_path):
     with pytest.raises(EvalError, match="no such run directory"):
         open_run(tmp_path / "missing")

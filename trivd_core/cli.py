@@ -496,6 +496,9 @@ def _model_from_args(cmd: str, args: argparse.Namespace):
     if args.threads is not None and args.threads < 1:
         raise EvalError(f"--threads must be an integer >= 1, got {args.threads}")
     run = open_run(args.checkpoint)
+    for newer, why in run.damaged:
+        print(f"trivd {cmd}: the newer checkpoint {newer.name} is damaged ({why}); using {run.path.name} "
+              f"(step {run.step})", file=sys.stderr)
     _setup_threads(cmd, args.threads)
     name = args.backend
     backends = importlib.import_module("backends")

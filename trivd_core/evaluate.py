@@ -66,7 +66,14 @@ from .configs import Config
 from .data import Loader
 from .fvd import extract_features
 from .train.artifacts import save_figure, write_png
-from .train.checkpoint import CheckpointError, atomic_write_bytes, latest_checkpoint, load_checkpoint
+from .train.checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    checkpoint_problem,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+)
 
 __all__ = [
     "EvalError",
@@ -122,6 +129,7 @@ class RunCheckpoint:
     meta: dict
     run_dir: Path | None = None
     run_config: dict = field(default_factory=dict)
+    damaged: list = field(default_factory=list)  # (newer checkpoint, why it cannot be loaded), passed over
 
     @property
     def backend(self) -> str | None:
@@ -169,6 +177,7 @@ def open_run(path) -> RunCheckpoint:
         ckpt = latest_checkpoint(ckpt_dir)
         if ckpt is None:
             raise EvalError(f"{path}: no intact checkpoint in {ckpt_dir} (train longer, or past --ckpt-every)")
+    damaged = [(p, checkpoint_problem(p)) for p in list_checkpoints(ckpt_dir) if p.name > ckpt.name]
     try:
         tree, meta = load_checkpoint(ckpt)
     except (CheckpointError, OSError, ValueError, KeyError) as exc:
@@ -198,7 +207,7 @@ def open_run(path) -> RunCheckpoint:
         if problem:
             raise EvalError(f"{ckpt}: the checkpoint does not fit its config {config.name!r}: {problem}")
     return RunCheckpoint(path=ckpt, step=int(meta.get("step", -1)), config=config, tree=tree,
-                         meta=meta, run_dir=run_dir, run_config=run_config)
+                         meta=meta, run_dir=run_dir, run_config=run_config, damaged=damaged)
 
 
 def _layout_problem(tree, shapes, path: str) -> str | None:
