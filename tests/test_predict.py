@@ -404,7 +404,7 @@ def test_predict_cli_npy_errors(runs, tmp_path, capsys):
     assert "cannot read it" in err(tmp_path / "junk.npy")
     assert "does not apply to --out .npy" in err(good, "--motion")
     assert "does not exist" in err(good, out=tmp_path / "missing" / "p.npy")
-    assert "batch_size" in err(good, "--batch-size", "0")
+    assert "--batch-size must be >= 1, got 0" in err(good, "--batch-size", "0")
 
 
 def test_default_motion_stages_read_the_finest_stage_at_32(runs, clip_mp4):

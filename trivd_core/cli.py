@@ -95,15 +95,16 @@ def _add_threads_option(p) -> None:
                         "a resumed run keeps its count)")
 
 
-def _setup_threads(cmd: str, requested: int | None, recorded: int | None = None) -> int:
-    """Apply ``--threads`` (or the run's recorded count, or the default) and say which it is; returns it."""
+def _setup_threads(cmd: str, requested: int | None, recorded: int | None = None, *, say: bool = True) -> tuple:
+    """Apply ``--threads`` (or the run's recorded count, or the default): ``(n, the line that says which)``."""
     from .threads import apply_threads, default_threads, describe_threads
 
     n = requested or recorded or default_threads()
     apply_threads(n)
-    source = "option" if requested else ("run" if recorded else "default")
-    print(f"trivd {cmd}: {describe_threads(n, source)}", file=sys.stderr, flush=True)
-    return n
+    line = f"trivd {cmd}: {describe_threads(n, 'option' if requested else ('run' if recorded else 'default'))}"
+    if say:
+        print(line, file=sys.stderr, flush=True)
+    return n, line
 
 
 def _add_train_parser(sub) -> None:
@@ -285,7 +286,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         print(f"trivd train: {run_dir} already holds checkpoints; use --resume {run_dir} or another --run-dir",
               file=sys.stderr)
         return 2
-    opts["threads"] = _setup_threads("train", args.threads, (saved or {}).get("args", {}).get("threads"))
+    opts["threads"] = _setup_threads("train", args.threads, (saved or {}).get("args", {}).get("threads"))[0]
     backends = importlib.import_module("backends")
     try:
         backend = backends.load(backend_name)
@@ -499,7 +500,7 @@ def _model_from_args(cmd: str, args: argparse.Namespace):
     for newer, why in run.damaged:
         print(f"trivd {cmd}: the newer checkpoint {newer.name} is damaged ({why}); using {run.path.name} "
               f"(step {run.step})", file=sys.stderr)
-    _setup_threads(cmd, args.threads)
+    args.threads_line = _setup_threads(cmd, args.threads, say=False)[1]  # printed once the arguments are valid
     name = args.backend
     backends = importlib.import_module("backends")
     if name is None:
@@ -611,6 +612,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         msg = str(exc)
         print(msg if msg.startswith("trivd eval") else f"trivd eval: {msg}", file=sys.stderr)
         return 2
+    print(args.threads_line, file=sys.stderr)
     print(f"trivd eval: {cfg.name} step {run.step} ({'EMA' if model.ema else 'live'} weights) on {backend_name}, "
           f"{data} split {args.split}, best of {args.best_of}", file=sys.stderr, flush=True)
     try:
@@ -690,6 +692,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                 f"{args.motion_stages!r}") from None
         if args.fps <= 0:
             raise EvalError(f"--fps must be positive, got {args.fps}")
+        if args.batch_size < 1:
+            raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
         options = _parse_options("predict", args.data_option)
         run, model, backend_name = _model_from_args("predict", args)
         cfg = run.config
@@ -698,6 +702,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         frames = read_clips(args.input, cfg) if batch_mode else read_input(args.input, cfg)
         if args.motion:
             check_motion_cell(cfg)  # before any standing-statistics work
+        print(args.threads_line, file=sys.stderr)
         ds = None
         data = args.data or run.data or "synthetic"
         if not args.no_standing:
