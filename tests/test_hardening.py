@@ -410,4 +410,6 @@ def test_train_prints_and_records_its_threads_and_a_resume_keeps_them(tmp_path, 
     assert main(["train", "--resume", str(run), "--steps", "2", "--no-progress", "--workers", "0"]) == 0
     err = capsys.readouterr().err
     assert "1 CPU thread for torch/BLAS (the count the run recorded" in err
-    assert json.loads((run / "config.json").read_text())["args"]["threads"] == 1
+    rec = json.loads((run / "config.json").read_text())
+    assert rec["args"]["threads"] == 1
+    assert rec["conformance_skipped"] is True  # the gate ran on resume, but steps 0-1 were trained without it
