@@ -97,41 +97,49 @@ def max_pool3d(x, window, stride):
     return y
 
 
-def _source(i, N_in, N_out):
-    """Half-pixel source coordinate of output ``i``, and its two neighbours clamped to ``[0, N_in - 1]``."""
-    u = (i + 0.5) * N_in / N_out - 0.5
+def _source(i, N_in, N_out, half_pixel_centers):
+    """Source coordinate ``u`` of output ``i`` and its two neighbours clamped to ``[0, N_in - 1]``.
+
+    TF1 grid: ``u = i N_in / N_out``; half-pixel centres: ``u = (i + 1/2) N_in / N_out - 1/2``.
+    """
+    u = (i + 0.5) * N_in / N_out - 0.5 if half_pixel_centers else i * N_in / N_out
     lo = min(max(math.floor(u), 0), N_in - 1)
-    hi = min(max(math.ceil(u), 0), N_in - 1)
+    hi = min(max(math.floor(u) + 1, 0), N_in - 1)
     return lo, hi, u - math.floor(u)
 
 
-def resize_bilinear(x, size):
-    """Bilinear resize of axes -3, -2 of ``(..., H, W, C)`` to ``size = (h, w)`` (half-pixel centres, no antialias).
+def resize_bilinear(x, size, half_pixel_centers=False):
+    """Bilinear resize of axes -3, -2 of ``(..., H, W, C)`` to ``size = (h, w)`` (no antialias).
 
-    For output ``(i, j)``: ``u = (i + 1/2) H / h - 1/2``, ``v = (j + 1/2) W / w - 1/2``;
-    ``u0, u1 = floor(u), ceil(u)`` and ``v0, v1`` likewise, clamped to the image;
-    ``top = x[u0, v0] + (x[u0, v1] - x[u0, v0]) (v - floor v)``, ``bottom`` likewise
-    on row ``u1``, and ``y[i, j] = top + (bottom - top) (u - floor u)``, as
-    ``tf.image.resize(..., "bilinear")``.
+    For output ``(i, j)``: source ``(u, v) = (i H / h, j W / w)`` on the TF1 grid of the
+    reference FVD code (``tf.image.resize_bilinear``, ``half_pixel_centers=False``), or
+    ``((i + 1/2) H / h - 1/2, (j + 1/2) W / w - 1/2)`` with ``half_pixel_centers``
+    (TF2's ``tf.image.resize``); ``u0 = floor(u)``, ``u1 = u0 + 1`` and ``v0, v1`` likewise,
+    clamped to the image; ``top = x[u0, v0] + (x[u0, v1] - x[u0, v0]) (v - floor v)``,
+    ``bottom`` likewise on row ``u1``, and ``y[i, j] = top + (bottom - top) (u - floor u)``.
     """
     x = check_array("resize_bilinear", "x", x)
     h, w = size
     *lead, H, W, C = x.shape
     y = np.zeros((*lead, h, w, C), dtype=x.dtype)
     for i in range(h):
-        u0, u1, a = _source(i, H, h)
+        u0, u1, a = _source(i, H, h, half_pixel_centers)
         for j in range(w):
-            v0, v1, c = _source(j, W, w)
+            v0, v1, c = _source(j, W, w, half_pixel_centers)
             top = x[..., u0, v0, :] + (x[..., u0, v1, :] - x[..., u0, v0, :]) * c
             bottom = x[..., u1, v0, :] + (x[..., u1, v1, :] - x[..., u1, v0, :]) * c
             y[..., i, j, :] = top + (bottom - top) * a
     return y
 
 
-def preprocess(video, size=(224, 224)):
-    """FVD input: every frame of ``(B, T, H, W, C)`` resized bilinearly to ``size``, clipped to ``[-1, 1]``."""
+def preprocess(video, size=(224, 224), resize="tf1"):
+    """FVD input: every frame of ``(B, T, H, W, C)`` resized bilinearly to ``size``, clipped to ``[-1, 1]``.
+
+    ``resize``: ``"tf1"`` (the reference FVD code's grid) or ``"half_pixel"``.
+    """
     video = check_array("preprocess", "video", video, ndim=5)
-    y = video if tuple(video.shape[2:4]) == tuple(size) else resize_bilinear(video, size)
+    half = {"tf1": False, "half_pixel": True}[resize]
+    y = video if tuple(video.shape[2:4]) == tuple(size) else resize_bilinear(video, size, half)
     return np.clip(y, -1.0, 1.0)
 
 

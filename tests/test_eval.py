@@ -171,11 +171,12 @@ def test_engine_and_core_paths_agree(run_dir):
 # ---------------------------------------------------------------------------- the protocol
 
 
-def test_copy_baseline_equals_an_independent_computation(run_dir, tmp_path):
+@pytest.mark.parametrize("protocol", ["savp", "pm1"])
+def test_copy_baseline_equals_an_independent_computation(run_dir, tmp_path, protocol):
     n = 6
     rc = main(["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--num-samples", str(n), "--batch-size",
                "4", "--best-of", "2", "--data-option", f"length={n}", "--no-progress", "--workers", "0",
-               "--out", str(tmp_path / "out")])
+               "--out", str(tmp_path / "out"), "--ssim-protocol", protocol])
     assert rc == 0
     rec = json.loads((tmp_path / "out" / "eval.json").read_text())
     ds = SyntheticShapes(32, CFG.t_total, 3, seed=0, split="test", length=n)
@@ -185,13 +186,52 @@ def test_copy_baseline_equals_an_independent_computation(run_dir, tmp_path):
         clip = ds.clip(i).astype(np.float64)
         truth = clip[CFG.t_cond:]
         copy = np.repeat(clip[CFG.t_cond - 1 : CFG.t_cond], CFG.t_pred, axis=0)
-        ssim += metrics.ssim(copy, truth) / n
+        ssim += metrics.ssim(copy, truth, protocol=protocol) / n
         psnr += metrics.psnr(copy, truth) / n
     # the same float64 sums in another order
     np.testing.assert_allclose(rec["copy_baseline"]["ssim"], ssim, rtol=1e-12)
     np.testing.assert_allclose(rec["copy_baseline"]["psnr"], psnr, rtol=1e-12)
     assert rec["copy_baseline"]["ssim_mean"] == pytest.approx(ssim.mean(), rel=1e-12)
     assert rec["num_samples"] == n and rec["best_of"] == 2 and sum(rec["chosen_histogram"]) == n
+    p = rec["protocols"]
+    assert rec["ssim_protocol"] == p["ssim"]["protocol"] == protocol
+    assert p["ssim"]["data_range"] == {"savp": 1.0, "pm1": 2.0}[protocol] and p["best_of"]["samples"] == 2
+    assert p["fvd"] is None and p["inception_score"] is None
+
+
+def test_eval_records_the_fvd_and_is_conventions(run_dir, tmp_path, monkeypatch):
+    """--fvd-resize reaches the extractor, and eval.json says which resize grid and covariance FVD used."""
+    import trivd_core.fvd as tfvd
+
+    seen = {}
+
+    class Stub:  # features: per-channel means of the first frame (cheap; values are not checked here)
+        image_size = (224, 224)
+
+        def __init__(self, resize):
+            self.resize = resize
+
+        def __call__(self, v):
+            return np.concatenate([v[:, 0].mean(axis=(1, 2)), v[:, -1].mean(axis=(1, 2))], axis=1)
+
+    def fake_load(path, **kw):
+        seen.update(kw)
+        return Stub(kw["resize"])
+
+    monkeypatch.setattr(tfvd, "load_extractor", fake_load)
+    (tmp_path / "w.npz").write_bytes(b"")
+    for grid, follows in (("tf1", "frechet_video_distance.py"), ("half_pixel", "trivd option")):
+        out = tmp_path / grid
+        assert main(["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--num-samples", "6", "--no-progress",
+                     "--workers", "0", "--no-standing", "--i3d", str(tmp_path / "w.npz"), "--fvd-resize", grid,
+                     "--out", str(out)]) == 0
+        rec = json.loads((out / "eval.json").read_text())
+        assert seen["resize"] == grid and rec["protocols"]["fvd"]["resize"] == grid
+        assert follows in rec["protocols"]["fvd"]["follows"]
+        assert rec["protocols"]["fvd"]["covariance"].startswith("unbiased")
+        assert rec["protocols"]["inception_score"] == {"splits": 6, "shuffle": False, "std_ddof": 0,
+                                                       "follows": rec["protocols"]["inception_score"]["follows"]}
+        assert rec["fvd"]["model"] >= 0
 
 
 def test_best_of_one_equals_a_single_sample(run_dir):

@@ -154,30 +154,64 @@ def test_resize_of_a_constant_is_constant(shape):
 
 
 def test_resize_two_pixels_by_hand():
-    # Upsampling 2 -> 4 along W: source columns (j + 1/2) * 2/4 - 1/2 = -0.25, 0.25, 0.75, 1.25;
-    # clamped outside [0, 1]: a, a + (b - a)/4, a + 3(b - a)/4, b.
     a, b = -1.0, 0.5
     x = np.array([a, b]).reshape(1, 1, 2, 1)
-    want = [a, a + 0.25 * (b - a), a + 0.75 * (b - a), b]
+    # TF1 grid (the reference FVD code): source columns j * 2/4 = 0, 0.5, 1, 1.5; the last is clamped:
+    # a, (a + b)/2, b, b.
+    tf1 = [a, 0.5 * (a + b), b, b]
+    # Half-pixel centres: (j + 1/2) * 2/4 - 1/2 = -0.25, 0.25, 0.75, 1.25, clamped outside [0, 1]:
+    # a, a + (b - a)/4, a + 3(b - a)/4, b.
+    half = [a, a + 0.25 * (b - a), a + 0.75 * (b - a), b]
     for mod in (i3d, ri):
-        np.testing.assert_allclose(mod.resize_bilinear(x, (1, 4))[0, 0, :, 0], want, rtol=0, atol=1e-15)
-    # Downsampling 4 -> 2 along H: sources (i + 1/2) * 2 - 1/2 = 0.5, 2.5 -> means of pairs (no antialias).
+        np.testing.assert_allclose(mod.resize_bilinear(x, (1, 4))[0, 0, :, 0], tf1, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(mod.resize_bilinear(x, (1, 4), half_pixel_centers=True)[0, 0, :, 0], half,
+                                   rtol=0, atol=1e-15)
+    # Downsampling 4 -> 2 along H. TF1: sources 0, 2 -> rows 0 and 2 (no averaging at all);
+    # half-pixel: sources (i + 1/2) * 2 - 1/2 = 0.5, 2.5 -> means of pairs (no antialias).
     x = np.array([0.0, 1.0, -1.0, 0.5]).reshape(1, 4, 1, 1)
     for mod in (i3d, ri):
-        np.testing.assert_allclose(mod.resize_bilinear(x, (2, 1))[0, :, 0, 0], [0.5, -0.25], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(mod.resize_bilinear(x, (2, 1))[0, :, 0, 0], [0.0, -1.0], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(mod.resize_bilinear(x, (2, 1), half_pixel_centers=True)[0, :, 0, 0], [0.5, -0.25],
+                                   rtol=0, atol=1e-15)
 
 
+def test_resize_2x2_to_4x4_by_hand_on_both_grids():
+    # x = [[0, 4], [8, 12]]; each grid is separable: along W the rows become (TF1) [0, 2, 4, 4] and
+    # [8, 10, 12, 12], then along H rows 0, (0 + 1)/2, 1, 1.  Half-pixel: [0, 1, 3, 4], [8, 9, 11, 12],
+    # then rows 0, (3 r0 + r1)/4, (r0 + 3 r1)/4, 1.
+    x = np.array([[0.0, 4.0], [8.0, 12.0]]).reshape(1, 2, 2, 1)
+    tf1 = [[0, 2, 4, 4], [4, 6, 8, 8], [8, 10, 12, 12], [8, 10, 12, 12]]
+    half = [[0, 1, 3, 4], [2, 3, 5, 6], [6, 7, 9, 10], [8, 9, 11, 12]]
+    for mod in (i3d, ri):
+        np.testing.assert_array_equal(mod.resize_bilinear(x, (4, 4))[0, ..., 0], tf1)
+        np.testing.assert_array_equal(mod.resize_bilinear(x, (4, 4), half_pixel_centers=True)[0, ..., 0], half)
+    video = (x / 16.0)[:, None]  # (1, 1, 2, 2, 1) in [0, 1]; powers of two keep every value exact
+    np.testing.assert_array_equal(i3d.preprocess(video, (4, 4))[0, 0, ..., 0], np.array(tf1) / 16.0)
+    np.testing.assert_array_equal(i3d.preprocess(video, (4, 4), resize="half_pixel")[0, 0, ..., 0],
+                                  np.array(half) / 16.0)
+    np.testing.assert_array_equal(ri.preprocess(video, (4, 4), resize="half_pixel")[0, 0, ..., 0],
+                                  np.array(half) / 16.0)
+    with pytest.raises(ValueError, match="'tf1', 'half_pixel'"):
+        i3d.preprocess(video, (4, 4), resize="area")
+
+
+@pytest.mark.parametrize("half", [False, True])
 @pytest.mark.parametrize(("H", "W", "h", "w"), [(5, 6, 12, 13), (6, 4, 3, 2), (3, 7, 8, 5), (4, 4, 4, 4)])
-def test_resize_reproduces_a_linear_ramp(H, W, h, w):
+def test_resize_reproduces_a_linear_ramp(H, W, h, w, half):
     # Bilinear interpolation is exact on f(u, v) = 3u - 2v + 1; with the border clamp the output
-    # is f at the clamped half-pixel source coordinates (exactly f inside, away from the borders).
+    # is f at the clamped source coordinates of the grid (exactly f inside, away from the borders).
     i, j = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
     x = (3.0 * i - 2.0 * j + 1.0)[None, ..., None]
-    u = np.clip((np.arange(h) + 0.5) * H / h - 0.5, 0, H - 1)
-    v = np.clip((np.arange(w) + 0.5) * W / w - 0.5, 0, W - 1)
+    if half:
+        u = np.clip((np.arange(h) + 0.5) * H / h - 0.5, 0, H - 1)
+        v = np.clip((np.arange(w) + 0.5) * W / w - 0.5, 0, W - 1)
+    else:
+        u = np.clip(np.arange(h) * H / h, 0, H - 1)
+        v = np.clip(np.arange(w) * W / w, 0, W - 1)
     want = 3.0 * u[:, None] - 2.0 * v[None, :] + 1.0
     for mod in (i3d, ri):
-        np.testing.assert_allclose(mod.resize_bilinear(x, (h, w))[0, ..., 0], want, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(mod.resize_bilinear(x, (h, w), half_pixel_centers=half)[0, ..., 0], want,
+                                   rtol=0, atol=1e-12)
 
 
 def test_resize_to_the_same_size_is_the_identity():
@@ -224,13 +258,13 @@ def test_max_pool3d_matches_reference(B, T, H, W, C, k, s, seed):
 @settings(max_examples=20, deadline=None)
 @given(
     lead=st.sampled_from([(1,), (2,), (2, 3)]), H=small, W=small, C=st.integers(1, 3),
-    h=st.integers(1, 11), w=st.integers(1, 11), seed=st.integers(0, 2**16),
+    h=st.integers(1, 11), w=st.integers(1, 11), half=st.booleans(), seed=st.integers(0, 2**16),
 )  # fmt: skip
-def test_resize_bilinear_matches_reference(lead, H, W, C, h, w, seed):
+def test_resize_bilinear_matches_reference(lead, H, W, C, h, w, half, seed):
     x = np.random.default_rng(seed).normal(size=(*lead, H, W, C))
-    y = i3d.resize_bilinear(x, (h, w))
+    y = i3d.resize_bilinear(x, (h, w), half_pixel_centers=half)
     assert y.shape == (*lead, h, w, C)
-    assert rel_err(y, ri.resize_bilinear(x, (h, w))) <= RTOL64
+    assert rel_err(y, ri.resize_bilinear(x, (h, w), half)) <= RTOL64
 
 
 def test_stride_one_odd_kernel_equals_ops_conv3d():
@@ -360,15 +394,20 @@ def test_fast_max_pool3d_is_exact(fw, case, dtype):
 
 @pytest.mark.parametrize("case", range(len(FAST_RESIZE_CASES)))
 def test_fast_resize_bilinear(fw, case):
+    """The fast paths (half-pixel centres: jax.image.resize, F.interpolate) against the generic code."""
     xs, size = FAST_RESIZE_CASES[case]
     x = uniform(case, xs)
-    f, g = _fast_and_generic(fw, i3d.resize_bilinear, fw.to(x.astype(np.float32)), size=size)
+    f, g = _fast_and_generic(fw, i3d.resize_bilinear, fw.to(x.astype(np.float32)), size=size, half_pixel_centers=True)
     assert f.dtype == g.dtype == np.float32 and f.shape == (*xs[:-3], *size, xs[-1])
     n = max(xs[-3], xs[-2])
     assert np.max(np.abs(f.astype(np.float64) - g)) <= 4 * (n + 1) * EPS32 * np.max(np.abs(x))
     with fw.x64():
-        f, g = _fast_and_generic(fw, i3d.resize_bilinear, fw.to(x), size=size)
-    assert rel_err(f, ri.resize_bilinear(x, size)) <= RTOL64 and rel_err(g, ri.resize_bilinear(x, size)) <= RTOL64
+        f, g = _fast_and_generic(fw, i3d.resize_bilinear, fw.to(x), size=size, half_pixel_centers=True)
+        want = ri.resize_bilinear(x, size, True)
+        assert rel_err(f, want) <= RTOL64 and rel_err(g, want) <= RTOL64
+        # the TF1 grid has no fast path: the generic code runs on the framework's arrays
+        f, _ = _fast_and_generic(fw, i3d.resize_bilinear, fw.to(x), size=size)
+        assert rel_err(f, ri.resize_bilinear(x, size)) <= RTOL64
 
 
 # ---------------------------------------------------------------------------
@@ -605,8 +644,13 @@ def test_i3d_extractor_numpy_batches_and_preprocess(params32, params64):
     assert rel_err(f, i3d.i3d_logits(params64, v)) <= RTOL_LOGITS32
     ext64 = tfvd.I3DExtractor(params64, batch_size=2, image_size=(12, 10), dtype="float64")
     want = i3d.i3d_logits(params64, ri.preprocess(v, (12, 10)))
-    assert rel_err(ext64(v), want) <= RTOL64
+    assert ext64.resize == "tf1" and rel_err(ext64(v), want) <= RTOL64
+    half = tfvd.I3DExtractor(params64, batch_size=2, image_size=(12, 10), dtype="float64", resize="half_pixel")
+    want_half = i3d.i3d_logits(params64, ri.preprocess(v, (12, 10), resize="half_pixel"))
+    assert rel_err(half(v), want_half) <= RTOL64 and rel_err(want_half, want) > 1e-6  # the grids differ
     assert isinstance(ext, tfvd.FeatureExtractor)
+    with pytest.raises(ValueError, match="'tf1', 'half_pixel'"):
+        tfvd.I3DExtractor(params64, resize="bicubic")
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch"])

@@ -458,6 +458,12 @@ def _add_eval_parser(sub) -> None:
                    help="expected SHA-256 of the I3D weights (a TorchScript .pt is loaded only with it or --trust-i3d)")
     p.add_argument("--trust-i3d", action="store_true",
                    help="load a TorchScript --i3d file without a checksum: loading it runs code stored in the file")
+    p.add_argument("--ssim-protocol", default="savp", choices=("savp", "pm1"),
+                   help="savp (default; the published protocol: frames in [0, 1], data range 1) or pm1 ([-1, 1], "
+                        "range 2); recorded in eval.json")
+    p.add_argument("--fvd-resize", default="tf1", choices=("tf1", "half_pixel"),
+                   help="grid of the bilinear resize to 224x224 before I3D: tf1 (default; the reference FVD code's "
+                        "TF1 resize_bilinear) or half_pixel (TF2 / torch); recorded in eval.json")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN/eval)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -600,7 +606,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
             try:
                 extractor = load_extractor(i3d_path, sha256=args.i3d_sha256, trust=args.trust_i3d,
-                                            backend=model.backend)
+                                            backend=model.backend, resize=args.fvd_resize)
             except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
                 raise EvalError(f"--i3d {i3d_path}: {exc}") from exc
         else:
@@ -619,7 +625,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate(model, dataset, num_samples=args.num_samples, best_of=args.best_of,
                           batch_size=args.batch_size, seed=args.seed, extractor=extractor,
                           progress=not args.no_progress, workers=args.workers,
-                          log=lambda m: print(m, file=sys.stderr))
+                          log=lambda m: print(m, file=sys.stderr), ssim_protocol=args.ssim_protocol)
     except (EvalError, DataError) as exc:
         print(f"trivd eval: {exc}", file=sys.stderr)
         return 2

@@ -425,9 +425,36 @@ def _check_int(name, v, lo=1):
     return int(v)
 
 
+def protocols(*, ssim_protocol: str = "savp", best_of: int = 1, extractor=None, frames: int | None = None,
+              splits: int = 10) -> dict:
+    """The convention of every metric of an evaluation, as recorded in ``eval.json`` (docs/evaluation.md)."""
+    ssim_range = {"savp": ("[0, 1]", 1.0), "pm1": ("[-1, 1]", 2.0)}[ssim_protocol]
+    rec = {
+        "ssim": {"protocol": ssim_protocol, "frames_in": ssim_range[0], "data_range": ssim_range[1],
+                 "window": "gaussian 11x11, sigma 1.5", "K1": 0.01, "K2": 0.03, "statistics": "population",
+                 "mean": "valid window positions, then channels", "per": "frame",
+                 "follows": "SAVP video_prediction/metrics.py" if ssim_protocol == "savp" else "none (trivd option)"},
+        "psnr": {"frames_in": "[-1, 1]", "data_range": 2.0, "per": "frame", "infinite": "identical frames",
+                 "follows": "SAVP video_prediction/metrics.py (the same value on [0, 1] with range 1)"},
+        "best_of": {"samples": best_of, "kept": "the sample with the highest mean SSIM over the predicted frames",
+                    "follows": "SAVP / the paper's appendix C.1"},
+        "fvd": None,
+        "inception_score": None,
+    }
+    if extractor is not None:
+        rec["fvd"] = {"features": "I3D logits", "resize": getattr(extractor, "resize", None),
+                      "image_size": list(getattr(extractor, "image_size", None) or []) or None,
+                      "covariance": "unbiased (1/(N-1))", "clip_frames": frames,
+                      "follows": "google-research frechet_video_distance.py (TF1 bilinear resize)"
+                      if getattr(extractor, "resize", None) == "tf1" else "half-pixel resize (trivd option)"}
+        rec["inception_score"] = {"splits": splits, "shuffle": False, "std_ddof": 0,
+                                  "follows": "the original Inception Score code (ddof 0, no shuffling)"}
+    return rec
+
+
 def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1, batch_size: int | None = None,
              seed: int = 0, extractor: Callable | None = None, progress: bool = True, workers: int = 2,
-             log: Callable[[str], None] | None = None) -> dict:
+             log: Callable[[str], None] | None = None, ssim_protocol: str = "savp") -> dict:
     """Per-frame SSIM/PSNR (best of ``best_of``) of ``model`` and the copy baseline on ``dataset``; FVD/IS optional.
 
     Returns the measurement part of ``eval.json`` (see the module docstring and
@@ -435,9 +462,13 @@ def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1,
     ``copy_baseline`` (``ssim``/``psnr`` curves of length ``t_pred``, their means,
     ``psnr_infinite``), ``chosen_histogram`` (how often each of the l samples was kept),
     ``fvd``/``inception_score`` (dicts, or ``None`` without an ``extractor``),
-    ``skipped_sources``, ``seconds``.  ``extractor``: ``videos (B, T, H, W, C) in
-    [-1, 1] -> (B, d)`` logits/features (I3D).
+    ``skipped_sources``, ``seconds`` and ``protocols`` (:func:`protocols`: the convention
+    of every metric, so that two eval.json files say whether they are comparable).
+    ``extractor``: ``videos (B, T, H, W, C) in [-1, 1] -> (B, d)`` logits/features (I3D).
+    ``ssim_protocol``: ``"savp"`` (default, the published one) or ``"pm1"`` (:func:`metrics.ssim`).
     """
+    if ssim_protocol not in metrics.SSIM_PROTOCOLS:
+        raise EvalError(f"ssim_protocol must be one of {', '.join(metrics.SSIM_PROTOCOLS)}, got {ssim_protocol!r}")
     cfg = model.config
     num_samples = _check_int("num_samples", num_samples)
     best_of = _check_int("best_of (l)", best_of)
@@ -476,9 +507,9 @@ def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1,
                     raise EvalError(f"the generator produced non-finite (NaN/Inf) frames for {b} clip(s); the "
                                     f"checkpoint {model.run.path} looks diverged")
                 samples = np.clip(samples, -1.0, 1.0)  # tanh output; guards against rounding just past +-1
-                res = metrics.best_of(samples, truth)
+                res = metrics.best_of(samples, truth, protocol=ssim_protocol)
                 copy = metrics.copy_last_frame(cond, cfg.t_pred)
-                base = metrics.best_of(copy[None], truth)
+                base = metrics.best_of(copy[None], truth, protocol=ssim_protocol)
                 ssim_m.append(res.ssim_per_clip)
                 psnr_m.append(res.psnr_per_clip)
                 chosen.append(res.chosen)
@@ -501,7 +532,9 @@ def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1,
     record = {
         "num_samples": n,
         "best_of": best_of,
-        "ssim_protocol": "savp (frames mapped to [0, 1], data range 1, Gaussian window 11, sigma 1.5)",
+        "ssim_protocol": ssim_protocol,
+        "protocols": protocols(ssim_protocol=ssim_protocol, best_of=best_of, extractor=extractor,
+                               frames=cfg.t_total, splits=min(10, n)),
         "batch_size": batch,
         "model": _curves(np.concatenate(ssim_m), np.concatenate(psnr_m)),
         "copy_baseline": _curves(np.concatenate(ssim_c), np.concatenate(psnr_c)),

@@ -88,6 +88,12 @@ def resolve_backend(backend, fn: str = "resolve_backend"):
     return backend
 
 
+def _check_resize(fn: str, resize) -> None:
+    if resize not in i3d.RESIZE_GRIDS:
+        raise ValueError(f"{fn}(): argument 'resize' must be one of {', '.join(map(repr, i3d.RESIZE_GRIDS))} "
+                         f"(the reference FVD code's TF1 grid, or half-pixel centres), got {resize!r}")
+
+
 def _check_videos(fn: str, name: str, videos) -> np.ndarray:
     v = np.asarray(videos)
     if v.ndim != 5:
@@ -116,13 +122,17 @@ class I3DExtractor:
     the backend in ``dtype``.  backend: None (NumPy), a backend name (``"numpy"``,
     ``"jax"``, ``"torch"``, ...) or a backend object.  Videos are processed
     ``batch_size`` at a time: resized to ``image_size`` (None: keep the size; the
-    global mean pool of ``i3d_logits`` accepts any size, which tests use), then
-    ``i3d_logits``.  Returns ``(B, num_classes)`` float64.
+    global mean pool of ``i3d_logits`` accepts any size, which tests use) on the
+    ``resize`` grid (:func:`trivd_core.i3d.preprocess`: ``"tf1"``, the reference FVD
+    code's, or ``"half_pixel"``), then ``i3d_logits``.  Returns ``(B, num_classes)`` float64.
     """
 
-    def __init__(self, params, backend=None, *, batch_size: int = 8, image_size=i3d.IMAGE_SIZE, dtype: str = "float32"):
+    def __init__(self, params, backend=None, *, batch_size: int = 8, image_size=i3d.IMAGE_SIZE, dtype: str = "float32",
+                 resize: str = "tf1"):
         fn = "I3DExtractor"
         check_positive_int(fn, batch_size, "batch_size")
+        _check_resize(fn, resize)
+        self.resize = resize
         if dtype not in ("float32", "float64"):
             raise ValueError(f"{fn}(): argument 'dtype' must be 'float32' or 'float64', got {dtype!r}")
         if image_size is not None:
@@ -139,7 +149,7 @@ class I3DExtractor:
         size = image_size
 
         def run(p, x):
-            return i3d.i3d_logits(p, x if size is None else i3d.preprocess(x, size))
+            return i3d.i3d_logits(p, x if size is None else i3d.preprocess(x, size, resize=resize))
 
         # Compile where the backend can (jax.jit; torch.compile only when the torch backend is
         # configured to); a compiled function is specialised to the batch shape, so the last,
@@ -174,7 +184,7 @@ class I3DExtractor:
     def __repr__(self) -> str:
         name = "numpy" if self.backend is None else getattr(self.backend, "name", type(self.backend).__name__)
         return (f"I3DExtractor(num_classes={self.num_classes}, backend={name!r}, batch_size={self.batch_size}, "
-                f"image_size={self.image_size}, dtype={self.dtype!r})")
+                f"image_size={self.image_size}, dtype={self.dtype!r}, resize={self.resize!r})")
 
 
 def _map(fn, tree):
@@ -214,7 +224,7 @@ def load_extractor(path=None, *, sha256: str | None = None, trust: bool = False,
 
     ``path`` None means ``$TRIVD_I3D_WEIGHTS``; no path, or a missing file, raises
     ``FileNotFoundError`` saying where such weights come from.  ``options`` go to
-    the extractor (``batch_size``, ``image_size``, ``dtype`` / ``device``).
+    the extractor (``batch_size``, ``image_size``, ``resize``, ``dtype`` / ``device``).
     """
     fn = "load_extractor"
     path = i3d.resolve_weights_path(path, fn)

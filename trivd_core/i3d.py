@@ -344,53 +344,70 @@ def max_pool3d(x, window, stride):
     return y
 
 
-def _bilinear_taps(n_in: int, n_out: int) -> tuple[list[int], list[int], list[float]]:
-    """Source rows of TF's half-pixel bilinear resize: ``(lower, upper, lerp)`` per output index.
+def _bilinear_taps(n_in: int, n_out: int, half_pixel_centers: bool) -> tuple[list[int], list[int], list[float]]:
+    """Source rows of a bilinear resize: ``(lower, upper, lerp)`` per output index ``i``.
 
-    ``src = (i + 0.5) * n_in / n_out - 0.5``; ``lower = max(floor(src), 0)``;
-    ``upper = min(ceil(src), n_in - 1)``; ``lerp = src - floor(src)``.  Outside the
-    input (``src < 0`` or ``src > n_in - 1``) lower and upper coincide, which clamps.
+    TF1 grid (``half_pixel_centers=False``, ``tf.compat.v1.image.resize_bilinear``'s
+    default): ``src = i * n_in / n_out``.  Half-pixel centres (TF2's ``tf.image.resize``,
+    ``torch.nn.functional.interpolate(align_corners=False)``):
+    ``src = (i + 0.5) * n_in / n_out - 0.5``.  Then ``lower = min(max(floor(src), 0),
+    n_in - 1)``, ``upper = min(max(floor(src) + 1, 0), n_in - 1)``, ``lerp = src - floor(src)``:
+    outside the input lower and upper coincide, which clamps to the edge pixel.
     """
     scale = n_in / n_out
     lower, upper, lerp = [], [], []
     for i in range(n_out):
-        src = (i + 0.5) * scale - 0.5
+        src = (i + 0.5) * scale - 0.5 if half_pixel_centers else i * scale
         f = math.floor(src)
-        lower.append(max(f, 0))
-        upper.append(min(math.ceil(src), n_in - 1))
+        lower.append(min(max(f, 0), n_in - 1))
+        upper.append(min(max(f + 1, 0), n_in - 1))
         lerp.append(src - f)
     return lower, upper, lerp
 
 
-def resize_bilinear(x, size):
+def resize_bilinear(x, size, *, half_pixel_centers: bool = False):
     """Bilinear resize of the two spatial axes (``-3``, ``-2``) of ``(..., H, W, C)`` to ``size = (h, w)``.
 
-    As ``tf.image.resize(x, size, method="bilinear", antialias=False)`` (TF2;
-    ``half_pixel_centers=True``) and ``torch.nn.functional.interpolate(...,
-    mode="bilinear", align_corners=False, antialias=False)``: output pixel ``(i, j)``
-    samples the input at ``(y, x) = ((i + 1/2) H/h - 1/2, (j + 1/2) W/w - 1/2)``,
-    clamped to the input, and interpolates linearly along W, then along H::
+    Output pixel ``(i, j)`` samples the input at ``(y, x)``, clamped to the input, and
+    interpolates linearly along W, then along H::
 
         top    = x[y0, x0] + (x[y0, x1] - x[y0, x0]) * (x - floor(x))
         bottom = x[y1, x0] + (x[y1, x1] - x[y1, x0]) * (x - floor(x))
         out    = top + (bottom - top) * (y - floor(y))
 
-    No antialiasing when shrinking (each output reads at most 2 x 2 inputs).
-    Frames ``(B, H, W, C)`` and videos ``(B, T, H, W, C)`` alike.
+    with, by default, the TF1 grid of the reference FVD code (google-research
+    ``frechet_video_distance.py``, ``preprocess``: ``tf.image.resize_bilinear(frames,
+    size)`` in TF1, ``align_corners=False, half_pixel_centers=False``)::
+
+        (y, x) = (i H / h, j W / w)
+
+    and with ``half_pixel_centers=True`` the grid of TF2's ``tf.image.resize(...,
+    "bilinear")`` and ``torch.nn.functional.interpolate(..., align_corners=False)``::
+
+        (y, x) = ((i + 1/2) H / h - 1/2, (j + 1/2) W / w - 1/2)
+
+    The TF1 grid shifts the image by half an output pixel towards the top left
+    (upsampling 2 -> 4: ``[a, b] -> [a, (a + b)/2, b, b]``; half-pixel centres give
+    ``[a, (3a + b)/4, (a + 3b)/4, b]``).  No antialiasing when shrinking (each output
+    reads at most 2 x 2 inputs).  Frames ``(B, H, W, C)`` and videos ``(B, T, H, W, C)``
+    alike.  JAX and torch have fast paths for half-pixel centres; the TF1 grid runs the
+    generic code (gathers and lerps) on any array library.
     """
     fn = "resize_bilinear"
     xp = check_array(fn, "x", x)
     if x.ndim < 3:
         raise ValueError(f"{fn}(): argument 'x' must have at least 3 axes (..., H, W, C), got shape {tuple(x.shape)}")
     size = check_size(fn, size, "size")
-    fast = ops._fast("resize_bilinear", xp)  # noqa: SLF001
+    if not isinstance(half_pixel_centers, bool):
+        raise TypeError(f"{fn}(): argument 'half_pixel_centers' must be a bool, got {half_pixel_centers!r}")
+    fast = ops._fast("resize_bilinear", xp) if half_pixel_centers else None  # noqa: SLF001
     if fast is not None:
         return fast(x, size)
     ah, aw = x.ndim - 3, x.ndim - 2
     dev = device(x)
     y = x
     for axis, n_out, extra in ((aw, size[1], 1), (ah, size[0], 2)):
-        lower, upper, lerp = _bilinear_taps(x.shape[axis], n_out)
+        lower, upper, lerp = _bilinear_taps(x.shape[axis], n_out, half_pixel_centers)
         lo = xp.take(y, xp.asarray(lower, device=dev), axis=axis)
         hi = xp.take(y, xp.asarray(upper, device=dev), axis=axis)
         # lerp broadcasts over the axes after ``axis``: (n_out, 1) for W, (n_out, 1, 1) for H.
@@ -399,11 +416,19 @@ def resize_bilinear(x, size):
     return y
 
 
-def preprocess(video, size=IMAGE_SIZE):
+#: The resize grids of :func:`preprocess`: name -> ``half_pixel_centers``.
+RESIZE_GRIDS = {"tf1": False, "half_pixel": True}
+
+
+def preprocess(video, size=IMAGE_SIZE, *, resize: str = "tf1"):
     """FVD preprocessing: bilinear resize of every frame to ``size`` (224 x 224), values kept in ``[-1, 1]``.
 
-    video: ``(B, T, H, W, C)`` in ``[-1, 1]``.  Returns ``(B, T, *size, C)``.  The
-    resize (:func:`resize_bilinear`) forms convex combinations, so an input in
+    video: ``(B, T, H, W, C)`` in ``[-1, 1]``.  Returns ``(B, T, *size, C)``.
+    ``resize``: ``"tf1"`` (default), the grid of the reference FVD code
+    (``tf.image.resize_bilinear`` of TF1: source ``i * H / h``), or ``"half_pixel"``
+    (TF2 / torch: ``(i + 1/2) * H / h - 1/2``); see :func:`resize_bilinear`.  On
+    64 -> 224 frames the two differ by up to about 1.3 (in [-1, 1]) at sharp edges
+    (docs/evaluation.md).  The resize forms convex combinations, so an input in
     ``[-1, 1]`` stays there up to one rounding; the result is clipped to ``[-1, 1]``
     to remove that rounding.  (Values outside ``[-1, 1]`` are a caller error; they
     are not checked, since the check would need a device sync, and are clipped.)
@@ -411,7 +436,10 @@ def preprocess(video, size=IMAGE_SIZE):
     fn = "preprocess"
     xp = check_array(fn, "video", video, ("B", "T", "H", "W", "C"))
     size = check_size(fn, size, "size")
-    y = resize_bilinear(video, size) if tuple(video.shape[2:4]) != size else video
+    if resize not in RESIZE_GRIDS:
+        raise ValueError(f"{fn}(): argument 'resize' must be one of {', '.join(map(repr, RESIZE_GRIDS))}, got {resize!r}")
+    y = (resize_bilinear(video, size, half_pixel_centers=RESIZE_GRIDS[resize])
+         if tuple(video.shape[2:4]) != size else video)
     return xp.clip(y, -1.0, 1.0)
 
 

@@ -14,9 +14,12 @@ module then maps them to ``[-1, 1]`` and resizes to 224 x 224 itself.  The
 "fvd-comparison" scripts and several follow-ups pass
 ``rescale=False, resize=False`` and feed videos already in ``[-1, 1]`` at
 224 x 224.  This extractor does the latter: trivd videos are ``[-1, 1]`` already,
-and the resize is :func:`trivd_core.i3d.preprocess` (TF's half-pixel bilinear
-resize, the one the reference FVD code uses), so that the npz and TorchScript
-paths see the same frames.
+and the resize is :func:`trivd_core.i3d.preprocess`, by default on the grid of
+the reference FVD code (google-research ``frechet_video_distance.py`` resizes
+with TF1's ``tf.image.resize_bilinear``: ``align_corners=False,
+half_pixel_centers=False``, source coordinate ``i * in / out``; ``resize=
+"half_pixel"`` gives TF2's / torch's half-pixel centres instead), so that the npz
+and TorchScript paths see the same frames.
 
 No weights are shipped; see ``trivd_core.i3d.WEIGHTS_HELP`` for where the file
 comes from.
@@ -51,15 +54,20 @@ class TorchScriptI3D:
     """A scripted I3D module as a ``FeatureExtractor``: ``(B, T, H, W, C)`` NumPy in ``[-1, 1]`` -> ``(B, D)`` float64.
 
     Each batch of ``batch_size`` videos becomes a float32 tensor on ``device``, is
-    resized to ``image_size`` (None: as given) with ``trivd_core.i3d.preprocess``,
+    resized to ``image_size`` (None: as given) with ``trivd_core.i3d.preprocess`` on the
+    ``resize`` grid (``"tf1"``, the reference FVD code's, or ``"half_pixel"``),
     permuted to ``(B, C, T, H, W)`` and passed as
     ``module(x, rescale=False, resize=False, return_features=True)`` under
     ``torch.no_grad()``.
     """
 
-    def __init__(self, module, *, device="cpu", batch_size: int = 8, image_size=i3d.IMAGE_SIZE):
+    def __init__(self, module, *, device="cpu", batch_size: int = 8, image_size=i3d.IMAGE_SIZE, resize: str = "tf1"):
         fn = "TorchScriptI3D"
         check_positive_int(fn, batch_size, "batch_size")
+        if resize not in i3d.RESIZE_GRIDS:
+            raise ValueError(f"{fn}(): argument 'resize' must be one of {', '.join(map(repr, i3d.RESIZE_GRIDS))}, "
+                             f"got {resize!r}")
+        self.resize = resize
         if image_size is not None:
             image_size = i3d.check_size(fn, image_size, "image_size")
         self.module = module
@@ -80,7 +88,7 @@ class TorchScriptI3D:
                 x = torch.as_tensor(np.ascontiguousarray(v[start : start + self.batch_size]), dtype=torch.float32)
                 x = x.to(self.device)
                 if self.image_size is not None:
-                    x = i3d.preprocess(x, self.image_size)
+                    x = i3d.preprocess(x, self.image_size, resize=self.resize)
                 x = x.permute(0, 4, 1, 2, 3).contiguous()  # (B, T, H, W, C) -> (B, C, T, H, W)
                 feats = self.module(x, **DETECTOR_KWARGS)
                 out.append(feats.detach().to("cpu", torch.float64).numpy())
@@ -91,11 +99,12 @@ class TorchScriptI3D:
         return f
 
     def __repr__(self) -> str:
-        return f"TorchScriptI3D(device={str(self.device)!r}, batch_size={self.batch_size}, image_size={self.image_size})"
+        return (f"TorchScriptI3D(device={str(self.device)!r}, batch_size={self.batch_size}, image_size={self.image_size}, "
+                f"resize={self.resize!r})")
 
 
 def load_i3d_torchscript(path, *, sha256: str | None = None, trust: bool = False, device="cpu", batch_size: int = 8,
-                         image_size=i3d.IMAGE_SIZE) -> TorchScriptI3D:
+                         image_size=i3d.IMAGE_SIZE, resize: str = "tf1") -> TorchScriptI3D:
     """Load ``i3d_torchscript.pt`` (``torch.jit.load``, in eval mode on ``device``) as a :class:`TorchScriptI3D`.
 
     ``path`` None means ``$TRIVD_I3D_WEIGHTS``.  A missing file raises
@@ -129,4 +138,4 @@ def load_i3d_torchscript(path, *, sha256: str | None = None, trust: bool = False
         raise ValueError(f"{fn}(): {os.fspath(path)!r} is not a loadable TorchScript file ({exc}). "
                          f"{i3d.WEIGHTS_HELP}") from exc
     module.eval()
-    return TorchScriptI3D(module, device=device, batch_size=batch_size, image_size=image_size)
+    return TorchScriptI3D(module, device=device, batch_size=batch_size, image_size=image_size, resize=resize)
