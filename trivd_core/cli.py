@@ -763,8 +763,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``trivd info/train/eval/predict`` (``conform`` and ``bench`` parse their own arguments)."""
     parser = argparse.ArgumentParser(prog="trivd", description="TrIVD-GAN-FP: reference, core, backends, conformance")
     parser.add_argument("--version", action="version", version=f"trivd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -776,6 +776,12 @@ def _main(argv: list[str] | None = None) -> int:
     _add_train_parser(sub)
     _add_eval_parser(sub)
     _add_predict_parser(sub)
+    return parser
+
+
+def _main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     if argv and argv[0] == "conform":
         return _cmd_conform(argv[1:])
     if argv and argv[0] == "bench":
