@@ -86,6 +86,8 @@ class JaxEngine:
     """
 
     name = "jax"
+    #: the first step compiles the D and G updates (XLA): the loop says so and leaves it out of the ETA
+    compiles = True
 
     def __init__(self, config, *, devices=None, train_opt=None):
         if isinstance(config, str):

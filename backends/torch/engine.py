@@ -162,6 +162,7 @@ class TorchEngine:
     """
 
     name = "torch"
+    compiles = False  # eager (True when torch.compile is configured; the first step then compiles)
 
     def __init__(self, config, *, devices=None, backend=None, deterministic: bool = True):
         from . import BACKEND
@@ -479,6 +480,7 @@ class XlaEngine(TorchEngine):
     """
 
     name = "xla"
+    compiles = True  # the first step traces and compiles the XLA graphs
 
     def __init__(self, config, *, devices=None, backend=None, deterministic: bool = True):
         from . import XLA_BACKEND

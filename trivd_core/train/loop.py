@@ -329,13 +329,30 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         tb = TensorBoard.open(run_dir / "tensorboard")
 
     bar = None
-    if options.progress:
+
+    def open_bar():  # after the first step: its compile time would make the rate and the ETA meaningless
+        if not options.progress:
+            return None
         try:
             from tqdm.auto import tqdm
-
-            bar = tqdm(total=options.steps, initial=step, unit="step", dynamic_ncols=True, smoothing=0.1)
         except ImportError:  # pragma: no cover - tqdm is a dependency
-            bar = None
+            return None
+        return tqdm(total=options.steps, initial=step, unit="step", dynamic_ncols=True, smoothing=0.1)
+
+    def pause(what):  # a slow side task between steps: say it, and keep its time out of the rate
+        if bar is not None:
+            bar.set_description_str(what, refresh=True)
+        elif options.progress and what:
+            log(f"trivd train: step {step}: {what}")
+
+    def resume_bar():
+        if bar is not None:
+            bar.set_description_str("", refresh=False)
+            bar.unpause()
+
+    if step < options.steps and getattr(engine, "compiles", False):
+        log(f"trivd train: step {step + 1}: compiling the D and G updates ({engine.name}; on a CPU the first run "
+            "takes about 1-3 min, later runs of the same config load the compilation cache)")
     t0 = time.perf_counter()
     steps_done = 0
     last = {}
@@ -371,15 +388,24 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                         mlog.write(json.dumps(rec) + "\n")
                         mlog.flush()
                     if step % options.ckpt_every == 0 or step == options.steps:
+                        pause("writing a checkpoint")
                         checkpoint(good)
                     if step % options.sample_every == 0 or step == options.steps:
+                        pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
+                                                    and getattr(engine, "compiles", False) else ""))
                         samples(good[0], step)
                     if validator is not None and options.eval_every and (
                             step % options.eval_every == 0 or step == options.steps):
+                        pause("held-out validation")
                         run_validation(good[0], step, mlog)
+                    resume_bar()
                     if tb is not None:
                         tb.scalars(step, metrics)
-                    if bar is not None:
+                    if bar is None and steps_done == 1:
+                        bar = open_bar()
+                        if bar is not None:
+                            bar.update(0)
+                    elif bar is not None:
                         post = {"d": f"{metrics.get('d_loss', float('nan')):.3f}",
                                 "g": f"{metrics.get('g_loss', float('nan')):.3f}"}
                         if "mse_ratio" in val_last:
