@@ -234,6 +234,25 @@ def test_eval_records_the_fvd_and_is_conventions(run_dir, tmp_path, monkeypatch)
         assert rec["fvd"]["model"] >= 0
 
 
+def test_eval_data_options_add_to_the_runs_and_are_printed(tmp_path, capsys):
+    run = make_run(tmp_path / "run")
+    rec = json.loads((run / "config.json").read_text())
+    rec["args"]["data_options"] = {"length": 6, "texture": 0.0}
+    (run / "config.json").write_text(json.dumps(rec))
+    out = tmp_path / "ev"
+    assert main(["eval", "--checkpoint", str(run), "--backend", "numpy", "--no-progress", "--no-standing",
+                 "--workers", "0", "--data-option", "num_shapes=1", "--data-option", "texture=0.1",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    got = json.loads((out / "eval.json").read_text())
+    assert got["data_options"] == {"length": 6, "texture": 0.1, "num_shapes": 1}  # merged, the user's value wins
+    assert got["num_samples"] == 6  # the run's length=6 still applies
+    assert "options: length=6, num_shapes=1, texture=0.1" in err
+    assert main(["eval", "--checkpoint", str(run), "--backend", "numpy", "--no-progress", "--no-standing",
+                 "--workers", "0", "--split", "train", "--num-samples", "4", "--out", str(out)]) == 0
+    assert "evaluating on the split the run trained on" in capsys.readouterr().err
+
+
 def test_best_of_one_equals_a_single_sample(run_dir):
     """truncation=0: every latent is zero, so a sample is G(cond, 0) whatever the random stream; l = 1 and l = 3
     then both equal the single prediction made by hand, and l = 3 keeps the first of three equal samples."""

@@ -436,8 +436,8 @@ def _add_model_args(p) -> None:
     p.add_argument("--standing-batches", type=int, default=None,
                    help="batches of real conditioning frames for the standing statistics (default: the config's)")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option (repeatable), e.g. holdout=0.1, protocol=original, layout=TNHW "
-                        "(default: the run's own, when --data is not given)")
+                   help="dataset option (repeatable), e.g. holdout=0.1, protocol=original, layout=TNHW; added to "
+                        "the run's own options (yours win per key) unless --data names other data")
     p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
     _add_threads_option(p)
 
@@ -539,6 +539,13 @@ def _model_from_args(cmd: str, args: argparse.Namespace):
     return run, model, name
 
 
+def _merged_options(run, args, options: dict) -> dict:
+    """The data options of eval/predict: the run's own (with its data), each key overridden by ``--data-option``."""
+    if args.data is not None and args.data != run.data:
+        return dict(options)  # other data: the run's options described the run's data
+    return {**(run.data_options or {}), **options}
+
+
 def _standing(cmd: str, args, model, datasets: list) -> str:
     """Accumulate standing statistics from the first usable dataset; returns a description for the report."""
     from .evaluate import standing_batches
@@ -584,8 +591,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         options = _parse_options("eval", args.data_option)
         run, model, backend_name = _model_from_args("eval", args)
         cfg = run.config
-        if not options and args.data is None:
-            options = run.data_options  # the run's own --data-option values go with its data
+        options = _merged_options(run, args, options)
         data = args.data or run.data or "synthetic"
         kw = {"resolution": cfg.resolution, "t": cfg.t_total, "channels": cfg.channels, "seed": run.seed, **options}
         try:
@@ -619,6 +625,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(msg if msg.startswith("trivd eval") else f"trivd eval: {msg}", file=sys.stderr)
         return 2
     print(args.threads_line, file=sys.stderr)
+    spec = ", ".join(f"{k}={v!r}" for k, v in sorted(options.items())) or "none"
+    print(f"trivd eval: data {data}, split {args.split}, options: {spec}", file=sys.stderr)
+    if args.split == "train":
+        print("trivd eval: warning: evaluating on the split the run trained on: the numbers measure fitting, not "
+              "prediction of unseen clips (--split test)", file=sys.stderr)
     print(f"trivd eval: {cfg.name} step {run.step} ({'EMA' if model.ema else 'live'} weights) on {backend_name}, "
           f"{data} split {args.split}, best of {args.best_of}", file=sys.stderr, flush=True)
     try:
@@ -703,8 +714,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         options = _parse_options("predict", args.data_option)
         run, model, backend_name = _model_from_args("predict", args)
         cfg = run.config
-        if not options and args.data is None:
-            options = run.data_options  # the run's own --data-option values go with its data
+        options = _merged_options(run, args, options)
         frames = read_clips(args.input, cfg) if batch_mode else read_input(args.input, cfg)
         if args.motion:
             check_motion_cell(cfg)  # before any standing-statistics work
