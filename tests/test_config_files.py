@@ -200,3 +200,38 @@ def test_a_resumed_jax_run_keeps_its_compile_option(monkeypatch):
     assert cli.jax_train_opt(10, {"jax_train_opt": "full"}) == "full"
     monkeypatch.setenv("TRIVD_JAX_TRAIN_OPT", "full")
     assert cli.jax_train_opt(10, {"jax_train_opt": "fast-compile"}) == "full"  # the user's explicit choice wins
+
+
+def test_a_typo_in_a_subcommand_option_shows_that_subcommands_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--stepz", "3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: trivd train" in err and "trivd train: error: unrecognized arguments: --stepz 3" in err
+
+
+def test_info_names_the_default_of_each_question(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "default backend of train/eval/predict:" in out and "default array backend of backends.load()" in out
+
+
+def test_grey_array_data_trains_a_grey_model_unless_told_otherwise(tmp_path):
+    import numpy as np
+
+    from trivd_core.configs import get_config
+    from trivd_core.data import DataError, make_dataset
+
+    grey = tmp_path / "grey.npy"
+    np.save(grey, np.zeros((6, 8, 32, 32), np.uint8))
+    cfg = get_config("demo")
+    opts = {"data": str(grey), "data_options": {"layout": "NTHW"}}
+    assert "training a 1-channel model" in cli._grey_data_note(opts, cfg, [])
+    assert cli._grey_data_note(opts, cfg, ["channels=3"]) is None  # the user asked for colour
+    assert cli._grey_data_note({**opts, "data_options": {"layout": "NTHW", "grey": "repeat"}}, cfg, []) is None
+    colour = tmp_path / "colour.npy"
+    np.save(colour, np.zeros((6, 8, 32, 32, 3), np.uint8))
+    assert cli._grey_data_note({"data": str(colour), "data_options": {}}, cfg, []) is None
+    # the ambiguity message says how to answer it on the command line too
+    with pytest.raises(DataError, match="--data-option layout=TNHW"):
+        make_dataset(grey, resolution=32, t=5)

@@ -293,8 +293,8 @@ def test_predict_cli_writes_mp4_and_gif(runs, clip_mp4, tmp_path, capsys):
 
     g = iio.imread(gif, index=None)
     assert g.shape[0] == CFG.t_total and g.shape[2] > 1.8 * plain_width  # four panels instead of two
-    err = capsys.readouterr().err
-    assert "motion field of stages 0,1,2" in err and "wrote" in err
+    out = capsys.readouterr().out  # results on stdout, the log on stderr
+    assert "motion field of stages 0,1,2" in out and "wrote" in out
 
 
 def test_predict_cli_on_the_hand_set_run_shows_the_motion_colour(runs, clip_mp4, tmp_path):
@@ -362,7 +362,7 @@ def test_predict_cli_npy_to_npy_matches_predict_clip(runs, tmp_path, capsys):
     out = tmp_path / "pred.npy"
     base = ["predict", "--checkpoint", str(runs["plain"]), "--backend", "numpy", "--workers", "0", "--no-standing"]
     assert main([*base, "--input", str(src), "--out", str(out), "--batch-size", "2"]) == 0
-    assert "wrote" in capsys.readouterr().err
+    assert "wrote" in capsys.readouterr().out
     got = np.load(out)
     assert got.shape == (5, CFG.t_total, 32, 32, 3) and got.dtype == np.float32
     np.testing.assert_array_equal(got[:, :CFG.t_cond], clips[:, :CFG.t_cond])

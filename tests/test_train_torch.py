@@ -417,8 +417,9 @@ def test_cli_train_set_config_file_and_validation_records(torch_backend, tmp_pat
             "--set", "d_ch=2", "--set", "recon_weight=1", "--eval-every", "2", "--eval-clips", "4",
             "--run-dir", str(run)]
     assert cli.main(argv) == 0
-    err = capsys.readouterr().err
-    assert "validation every 2 steps on 4 clips of the 'val' split" in err and "vs best static blur" in err
+    cap = capsys.readouterr()  # the log on stderr, the results (the final validation line) on stdout
+    assert "validation every 2 steps on 4 clips of the 'val' split" in cap.err and "vs best static blur" in cap.out
+    assert "done: 3 steps" in cap.out and "done: 3 steps" not in cap.err
     saved = json.loads((run / "config.json").read_text())
     assert (saved["config"]["name"], saved["config"]["g_ch"], saved["config"]["recon_weight"]) == ("small", 2, 1.0)
     assert saved["args"]["set"] == ["g_ch=2", "d_ch=2", "recon_weight=1"] and saved["args"]["eval_every"] == 2

@@ -48,7 +48,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from . import ops
 
     print(f"trivd {__version__} (Python {platform.python_version()}, {platform.machine()})")
-    print(f"default backend: {backends.default_name()}  (set TRIVD_BACKEND or --backend)")
+    try:
+        trains = os.environ.get("TRIVD_TRAIN_BACKEND") or _default_backend()
+    except SystemExit:
+        trains = "none (install jax or torch)"
+    print(f"default backend of train/eval/predict: {trains}  (--backend, or TRIVD_TRAIN_BACKEND; the first of jax, "
+          "torch that is installed)")
+    print(f"default array backend of backends.load() and trivd conform: {backends.default_name()}  (TRIVD_BACKEND)")
     print("backends:")
     for name in backends.names():
         try:
@@ -184,6 +190,31 @@ def _file_in_the_way(folder) -> str | None:
     return p if p and not os.path.isdir(p) else None
 
 
+def _grey_data_note(opts: dict, config, set_fields: list) -> str | None:
+    """A note when the array data is grey and the config would train it as colour (``None`` otherwise).
+
+    One channel stored, 3 in the config, and neither ``--set channels=...`` nor ``--data-option grey=...``
+    given: the model is made grey too, rather than learning three equal channels.
+    """
+    data = str(opts.get("data") or "")
+    if not data.lower().endswith((".npy", ".npz")) or config.channels != 3:
+        return None
+    if "grey" in opts.get("data_options", {}) or any(s.split("=", 1)[0].strip() == "channels" for s in set_fields):
+        return None
+    from .data import DataError, make_dataset
+
+    options = {k: v for k, v in opts.get("data_options", {}).items() if k != "channels"}
+    try:
+        probe = make_dataset(data, resolution=config.resolution, t=config.t_total, channels=None, split="train",
+                             seed=0, **options)
+    except (DataError, TypeError, ValueError):
+        return None  # the real open below reports the problem
+    if getattr(probe, "channels", 3) != 1:
+        return None
+    return (f"{data} holds grey (1-channel) videos: training a 1-channel model (channels=1); pass --set channels=3 "
+            "or --data-option grey=repeat to train on repeated RGB instead")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
     import time
@@ -253,6 +284,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
+        note = _grey_data_note(opts, config, args.set_fields or [])
+        if note:
+            config = config.replace(channels=1)
+            print(f"trivd train: {note}", file=sys.stderr)
         run_dir = Path(args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     backend_name = opts.get("backend") or os.environ.get("TRIVD_TRAIN_BACKEND") or _default_backend()
     opts["backend"] = backend_name
@@ -370,19 +405,18 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         except (FileNotFoundError, ValueError, CheckpointError) as exc:
             print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
-    print(f"trivd train: {result.message}", file=sys.stderr)
+    # the results go to stdout; the log and progress above went to stderr
+    print(f"trivd train: {result.message}")
     if result.last_validation:
         from .train.validation import summary_line
 
         print(f"trivd train: held-out validation at step {result.step} (EMA, z = 0): "
-              f"{summary_line(result.last_validation)}", file=sys.stderr)
+              f"{summary_line(result.last_validation)}")
     if loader.skipped:
         print(f"trivd train: {loader.skipped} unreadable clip(s) were skipped ({len(loader.skipped_sources)} distinct "
-              "source(s); the first warning of each names it); counts in metrics.jsonl and status.json",
-              file=sys.stderr)
+              "source(s); the first warning of each names it); counts in metrics.jsonl and status.json")
     if result.steps_per_sec:
-        print(f"trivd train: {result.steps_per_sec:.3f} steps/s over {result.seconds:.0f} s (compile included)",
-              file=sys.stderr)
+        print(f"trivd train: {result.steps_per_sec:.3f} steps/s over {result.seconds:.0f} s (compile included)")
     return result.exit_code
 
 
@@ -670,9 +704,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"trivd eval: {record['num_samples']} clips: SSIM model {f(m['ssim_mean'])} vs copy {f(c['ssim_mean'])}, "
           f"PSNR model {f(m['psnr_mean'], 2)} dB vs copy {f(c['psnr_mean'], 2)} dB"
           + (f", FVD model {record['fvd']['model']:.1f} vs copy {record['fvd']['copy_baseline']:.1f}"
-             if record["fvd"] else ", FVD/IS: not computed (no --i3d)"), file=sys.stderr)
+             if record["fvd"] else ", FVD/IS: not computed (no --i3d)"))
     print(f"trivd eval: wrote {paths['json']}, {paths['ssim'].name}, {paths['psnr'].name} "
-          f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+          f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -742,7 +776,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             atomic_write_bytes(args.out, buf.getvalue())
             print(f"trivd predict: {cfg.name} step {run.step} on {backend_name} ({'EMA' if model.ema else 'live'} "
                   f"weights, standing statistics: {standing}): wrote {args.out} {clips.shape} float32 "
-                  f"({cfg.t_cond} conditioning + {cfg.t_pred} predicted frames per clip, in [-1, 1])", file=sys.stderr)
+                  f"({cfg.t_cond} conditioning + {cfg.t_pred} predicted frames per clip, in [-1, 1])")
             return 0
         pred = predict_clip(model, frames, seed=args.seed, motion=args.motion, stages=stages)
         video = render_prediction(pred, scale=args.scale)
@@ -754,14 +788,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     have = pred.truth.shape[0]
     print(f"trivd predict: {cfg.name} step {run.step} on {backend_name} ({'EMA' if model.ema else 'live'} weights, "
           f"standing statistics: {standing}): {cfg.t_cond} conditioning + {cfg.t_pred} predicted frames"
-          + ("" if have == cfg.t_pred else f" (the input has ground truth for {have} of them)"), file=sys.stderr)
+          + ("" if have == cfg.t_pred else f" (the input has ground truth for {have} of them)"))
     if pred.motion is not None:
         mag = float((pred.motion[..., 0] ** 2 + pred.motion[..., 1] ** 2).max() ** 0.5)
         print(f"trivd predict: motion field of stages {','.join(map(str, pred.stages))} (coarse to fine), colour = "
-              f"direction (red right, cyan left), brightness = speed up to {mag:.2f} px/frame; key: the colour wheel",
-              file=sys.stderr)
-    print(f"trivd predict: wrote {path} ({video.shape[0]} frames of {video.shape[2]}x{video.shape[1]})",
-          file=sys.stderr)
+              f"direction (red right, cyan left), brightness = speed up to {mag:.2f} px/frame; key: the colour wheel")
+    print(f"trivd predict: wrote {path} ({video.shape[0]} frames of {video.shape[2]}x{video.shape[1]})")
     return 0
 
 
@@ -804,7 +836,10 @@ def _main(argv: list[str] | None = None) -> int:
             print(f"trivd bench: --threads {rest[-1]} (the CPUs not already busy; pass --threads N to change)",
                   file=sys.stderr, flush=True)
         return int(importlib.import_module("benchmarks.run").main(rest) or 0)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage, not the top-level one
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2

@@ -241,8 +241,9 @@ def _resolve_layout(shape: tuple[int, ...], layout: str, path: Path) -> str:
         return "TNHW"
     if len(shape) == 4:
         raise DataError(
-            f"{str(path)!r}: a 4-D array of shape {shape} is ambiguous: pass layout='TNHW' (time first, "
-            "like Moving-MNIST) or layout='NTHW' (one grey video per row)"
+            f"{str(path)!r}: a 4-D array of shape {shape} is ambiguous: say layout TNHW (time first, like "
+            "Moving-MNIST) or NTHW (one grey video per row): `--data-option layout=TNHW` on the command line, "
+            "layout='TNHW' in Python"
         )
     raise DataError(f"{str(path)!r}: expected a 4-D (grey) or 5-D video array, got shape {shape}")
 
