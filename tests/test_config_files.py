@@ -235,3 +235,21 @@ def test_grey_array_data_trains_a_grey_model_unless_told_otherwise(tmp_path):
     # the ambiguity message says how to answer it on the command line too
     with pytest.raises(DataError, match="--data-option layout=TNHW"):
         make_dataset(grey, resolution=32, t=5)
+
+
+def test_a_video_folder_smaller_than_the_batch_suggests_clips_per_video(tmp_path, capsys):
+    pytest.importorskip("av")
+    pytest.importorskip("torch")
+    from trivd_core.data import write_video
+    from trivd_core.data.synthetic import SyntheticShapes
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    for i in range(3):
+        write_video(root / f"{i}.mkv", SyntheticShapes(32, 8, seed=1).clip(i))
+    argv = ["train", "--backend", "torch", "--data", str(root), "--skip-conformance", "--no-progress",
+            "--eval-every", "0", "--steps", "1", "--workers", "0"]
+    assert cli.main([*argv, "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "3 clips, fewer than the batch of 8" in err and "--data-option clips_per_video=3" in err
+    assert cli.main([*argv, "--run-dir", str(tmp_path / "r2"), "--data-option", "clips_per_video=3"]) == 0

@@ -653,3 +653,22 @@ def test_permanent_failures_are_remembered_and_survive_pickling():
 
     e = pickle.loads(pickle.dumps(SkipClip("not a video", permanent=True)))
     assert e.permanent and str(e) == "not a video" and not SkipClip("truncated").permanent
+
+
+def test_clips_per_video_makes_a_small_folder_a_usable_dataset(tmp_path):
+    pytest.importorskip("av")
+    root = tmp_path / "v"
+    root.mkdir()
+    shapes = SyntheticShapes(32, 12, seed=2)
+    for i in range(2):
+        write_video(root / f"{i}.mkv", shapes.clip(i))
+    one = make_dataset(root, resolution=32, t=4)
+    four = make_dataset(root, resolution=32, t=4, clips_per_video=4)
+    assert (len(one), len(four)) == (2, 8) and four.describe(5) == "1.mkv" and four.describe(3) == "0.mkv"
+    # index i is video i // 4 at the start its generator draws: the same start gives the same frames
+    np.testing.assert_array_equal(four.clip(5, np.random.default_rng(7)), one.clip(1, np.random.default_rng(7)))
+    with Loader(four, 8, seed=0, workers=0) as loader:  # a batch of 8 from 2 videos
+        assert loader.next_batch().shape == (8, 4, 32, 32, 3)
+    assert four.fingerprint()["clips_per_video"] == 4 and "clips_per_video" not in one.fingerprint()
+    with pytest.raises(DataError, match="clips_per_video must be a positive int"):
+        make_dataset(root, resolution=32, t=4, clips_per_video=0)

@@ -352,8 +352,12 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         print(f"trivd train: --data {opts['data']}: {exc}", file=sys.stderr)
         return 2
     if len(dataset) < config.batch_size:
+        more = ""
+        if getattr(dataset, "kind", "") == "video_folder":
+            k = -(-config.batch_size * getattr(dataset, "clips_per_video", 1) // len(dataset))
+            more = f", --data-option clips_per_video={k} (several clips of each video)"
         print(f"trivd train: --data {opts['data']}: {len(dataset)} clips, fewer than the batch of {config.batch_size} "
-              "(--batch-size N, or more data)", file=sys.stderr)
+              f"(--batch-size N{more}, or more data)", file=sys.stderr)
         return 2
     gate = None
     skipped = bool(args.skip_conformance)

@@ -87,7 +87,7 @@ def make_dataset(
       ``holdout``; ``split`` is ``"train"``/``None`` = the whole file unless the file
       has a split - see :mod:`trivd_core.data.arrays`; ``seed`` does not apply);
     * a folder of videos - :class:`VideoFolderDataset` (options ``split_file``,
-      ``holdout``, ``extensions``, ``interpolation``, ``seek``, ``decoder_threads``;
+      ``holdout``, ``extensions``, ``interpolation``, ``seek``, ``decoder_threads``, ``clips_per_video``;
       ``seed`` does not apply: the loader's seed drives start frames and crops);
     * ``"bair:ROOT"`` - :class:`BairDataset`, BAIR Robot Pushing with ``split`` one of
       ``train``/``test`` (option ``protocol="balanced"`` (default, appendix C.1) or

@@ -248,6 +248,9 @@ class VideoFolderDataset(ClipDataset):
         interpolation: a PyAV/swscale filter name (``"AREA"`` default, ``"BILINEAR"``, ...).
         seek: reach the start frame by seeking (faster on long videos) instead of decoding from 0.
         decoder_threads: FFmpeg threads per decode (1: the loader's workers are the parallelism).
+        clips_per_video: dataset indices per video (default 1): index ``i`` is a clip of video
+            ``i // clips_per_video`` at its own random start, so a few long videos make a dataset
+            of ``clips_per_video`` times as many clips (enough for a batch, or a more even epoch).
 
     Raises :class:`DataError` at construction for a missing root, a root that is
     not a folder, no videos, or a missing split.  Files listed in a split file but
@@ -270,8 +273,12 @@ class VideoFolderDataset(ClipDataset):
         seek: bool = True,
         decoder_threads: int = 1,
         holdout: float | None = None,
+        clips_per_video: int = 1,
     ):
         root = Path(root)
+        if isinstance(clips_per_video, bool) or not isinstance(clips_per_video, int) or clips_per_video < 1:
+            raise DataError(f"clips_per_video must be a positive int, got {clips_per_video!r}")
+        self.clips_per_video = clips_per_video
         if not root.exists():
             raise DataError(f"dataset path {str(root)!r} does not exist")
         if not root.is_dir():
@@ -304,15 +311,19 @@ class VideoFolderDataset(ClipDataset):
         self._bad: dict[int, str] = {}
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.files) * self.clips_per_video
 
     def describe(self, index: int) -> str:
-        return self.files[index]
+        return self.files[index // self.clips_per_video]
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "split": self.split}
+        fp = {**super().fingerprint(), "split": self.split}
+        if self.clips_per_video != 1:
+            fp["clips_per_video"] = self.clips_per_video
+        return fp
 
     def clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
+        index = index // self.clips_per_video  # the video; the start is drawn from rng
         if index in self._bad:  # unreadable from any start: skip without opening again
             raise SkipClip(self._bad[index], permanent=True)
         try:
