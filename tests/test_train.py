@@ -92,7 +92,7 @@ def test_gif_decodes_to_the_quantised_frames(tmp_path):
     Image = pytest.importorskip("PIL.Image")
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (3, 37, 53, 3)).astype(np.uint8)  # 1961 pixels/frame: several LZW clear cycles
-    path = artifacts.write_gif(tmp_path / "a.gif", frames)
+    path = artifacts.write_gif(tmp_path / "a.gif", frames, pillow=False)  # the NumPy encoder
     im = Image.open(path)
     assert im.n_frames == 3
     pal = artifacts._palette()
@@ -102,6 +102,22 @@ def test_gif_decodes_to_the_quantised_frames(tmp_path):
         np.testing.assert_array_equal(got, pal[artifacts._quantize(frames[t])])
         # quantisation error is at most half a colour step (255/5/2 = 25.5 for 6 levels, 21.25 for 7)
         assert np.abs(got.astype(int) - frames[t]).max() <= 25
+
+
+def test_samples_are_enlarged_gifs_with_a_png_contact_sheet(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    _run(tmp_path, "s", 2)
+    gif, png = tmp_path / "s" / "samples" / "step_000002.gif", tmp_path / "s" / "samples" / "step_000002.png"
+    scale = artifacts.sample_scale(CFG.resolution)
+    assert scale == 4  # 32 px panels become 128 px
+    im = Image.open(gif)
+    assert im.n_frames == CFG.t_total
+    # 2 samples x (truth | G | EMA), 34 px cells (a 1 px border) and 2 px gaps, enlarged 4x
+    assert im.size == (4 * (3 * 34 + 2 * 2), 4 * (2 * 34 + 2))
+    sheet = Image.open(png)
+    assert sheet.size == (CFG.t_total * im.size[0] + (CFG.t_total - 1) * 4, im.size[1])
+    frame0 = np.asarray(sheet.convert("RGB"))[:, : im.size[0]]
+    assert (frame0[::4, ::4] == frame0[1::4, 1::4]).all()  # nearest-neighbour: 4x4 blocks
 
 
 def test_png_and_loss_plot(tmp_path):

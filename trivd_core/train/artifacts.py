@@ -24,7 +24,8 @@ import numpy as np
 
 from .checkpoint import atomic_write_bytes
 
-__all__ = ["to_uint8", "sample_grid", "write_gif", "write_png", "read_metrics", "plot_losses"]
+__all__ = ["to_uint8", "sample_grid", "write_gif", "write_png", "read_metrics", "plot_losses", "upscale",
+           "contact_sheet", "sample_scale"]
 
 _LEVELS = (6, 7, 6)  # 252 colours
 _CLEAR_EVERY = 250
@@ -127,11 +128,53 @@ def encode_gif(frames: np.ndarray, fps: float = 4.0) -> bytes:
     return bytes(out)
 
 
-def write_gif(path, frames: np.ndarray, fps: float = 4.0) -> Path:
-    """Write an animated GIF atomically (see :func:`encode_gif`)."""
+def write_gif(path, frames: np.ndarray, fps: float = 4.0, *, pillow: bool | None = None) -> Path:
+    """Write an animated GIF atomically.
+
+    ``pillow``: encode with Pillow (real LZW and an adaptive palette: ~40x smaller for
+    upscaled sample grids) - ``None`` (default) when Pillow is installed (it comes with
+    matplotlib, the ``video`` extra), else :func:`encode_gif` (NumPy only).
+    """
     path = Path(path)
-    atomic_write_bytes(path, encode_gif(frames, fps))
+    data = None
+    if pillow is not False:
+        try:
+            from PIL import Image
+        except ImportError:
+            if pillow:
+                raise
+        else:
+            import io
+
+            frames = np.asarray(frames, dtype=np.uint8)
+            images = [Image.fromarray(f) for f in frames]
+            buf = io.BytesIO()
+            images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
+                           duration=int(round(1000 / fps)), loop=0)
+            data = buf.getvalue()
+    atomic_write_bytes(path, data if data is not None else encode_gif(frames, fps))
     return path
+
+
+def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of the two axes before the channels of ``(..., H, W, C)``."""
+    if scale <= 1:
+        return frames
+    return np.repeat(np.repeat(frames, scale, axis=-3), scale, axis=-2)
+
+
+def contact_sheet(frames: np.ndarray, *, gap: int = 4) -> np.ndarray:
+    """The frames ``(T, H, W, 3)`` side by side, left to right, on white: one ``(H, T W + (T-1) gap, 3)`` image."""
+    T, H, W, _ = frames.shape
+    out = np.full((H, T * W + (T - 1) * gap, 3), 255, np.uint8)
+    for t in range(T):
+        out[:, t * (W + gap): t * (W + gap) + W] = frames[t]
+    return out
+
+
+def sample_scale(resolution: int) -> int:
+    """The enlargement that makes a ``resolution`` panel at least 128 px (as ``trivd predict`` does)."""
+    return max(1, -(-128 // int(resolution)))
 
 
 def encode_png(image: np.ndarray) -> bytes:

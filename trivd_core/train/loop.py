@@ -301,8 +301,10 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
     def samples(ts_, step_) -> None:
         live = engine.predict(ts_, cond, z_s, ema=False)
         ema = engine.predict(ts_, cond, z_s, ema=True)
-        frames = artifacts.sample_grid(cond, truth, [live, ema])
+        frames = artifacts.upscale(artifacts.sample_grid(cond, truth, [live, ema]),
+                                   artifacts.sample_scale(config.resolution))
         artifacts.write_gif(run_dir / "samples" / f"step_{step_:06d}.gif", frames, fps=options.sample_fps)
+        artifacts.write_png(run_dir / "samples" / f"step_{step_:06d}.png", artifacts.contact_sheet(frames))
         artifacts.plot_losses(metrics_path, run_dir / "loss.png", title=f"trivd train ({engine.name}, {config.name})")
 
     val_last: dict = {}
