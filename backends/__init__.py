@@ -78,9 +78,11 @@ def load(name: str | None = None, *, activate: bool = True) -> Backend:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        from trivd_core._install import install_hint
+
         raise BackendUnavailable(
             f"backend {name!r} needs a framework that is not installed ({exc}); "
-            f"install it with `pip install 'trivd[{name}]'`"
+            f"install it with `{install_hint(name)}`"
         ) from exc
     backend = getattr(module, attr)
     if activate:

@@ -218,7 +218,9 @@ def available(name: str) -> tuple[bool, str]:
     need = {"jax": ("jax", "optax"), "torch": ("torch",), "xla": ("torch", "torch_xla"), "numpy": ("numpy",)}[name]
     missing = [m for m in need if importlib.util.find_spec(m) is None]
     if missing:
-        hint = {"xla": "torch_xla lives in its own environment (tox -e xla)"}.get(name, f"pip install 'trivd[{name}]'")
+        from trivd_core._install import install_hint
+
+        hint = {"xla": "torch_xla lives in its own environment (tox -e xla)"}.get(name, install_hint(name))
         return False, f"{', '.join(missing)} not installed ({hint})"
     return True, ""
 

@@ -104,3 +104,25 @@ def test_readme_python_example_runs():
     assert blocks, "README has no Python example"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_install_hints_are_lines_that_work_from_a_checkout(tmp_path, monkeypatch):
+    """trivd is not on PyPI: a hint must install from the checkout (editable), for the running Python."""
+    import os
+    import re
+    import sys
+
+    from trivd_core._install import install_hint
+
+    monkeypatch.chdir(ROOT)
+    hint = install_hint("torch")
+    assert hint.endswith("-m pip install -e '.[torch]'") and os.path.basename(sys.executable) in hint
+    monkeypatch.chdir(tmp_path)
+    assert f"-m pip install -e '{ROOT}[video]'" in install_hint("video")
+    # no message or doc may suggest the index form that fails ("No matching distribution found for trivd")
+    bad = re.compile(r"pip install '?trivd\[[^\]]*\](?! @)")  # the git form ("trivd[...] @ git+...") works
+    files = [p for d in ("trivd_core", "backends", "benchmarks", "conformance", "docs") for p in (ROOT / d).rglob("*")
+             if p.suffix in (".py", ".md")] + [ROOT / "README.md"]
+    offenders = [str(p.relative_to(ROOT)) for p in files if bad.search(p.read_text(encoding="utf-8"))
+                 and p.name != "_install.py"]  # which quotes the failing form to explain it
+    assert offenders == []

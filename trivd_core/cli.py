@@ -159,8 +159,10 @@ def _default_backend() -> str:
     for name in ("jax", "torch"):
         if importlib.util.find_spec(name) is not None:
             return name
+    from ._install import install_hint
+
     raise SystemExit("trivd train: neither JAX nor PyTorch is installed (the numpy backend cannot train: it has no "
-                     "autodiff); install one: pip install 'trivd[jax]'")
+                     f"autodiff); install one: {install_hint('jax')}")
 
 
 #: (option, smallest value) of the integer options of `trivd train`, checked before anything slow starts.

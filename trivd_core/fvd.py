@@ -203,9 +203,11 @@ def _torchscript_loader():
     try:
         module = importlib.import_module(f"{package}.i3d_script")
     except ImportError as exc:
+        from ._install import install_hint
+
         raise RuntimeError(
             f"load_extractor(): a TorchScript I3D (.pt) needs PyTorch and the torch backend ({exc}); "
-            "install them with `pip install 'trivd[torch]'`, or use an .npz of the weights"
+            f"install them with `{install_hint('torch')}`, or use an .npz of the weights"
         ) from exc
     return module.load_i3d_torchscript
 

@@ -479,7 +479,9 @@ def write_frames(path, frames: np.ndarray, fps: float = 4.0) -> Path:
         try:
             write_video(path, frames, fps=fps)
         except ImportError as exc:  # pragma: no cover - PyAV missing
-            raise PredictError(f"--out {path}: writing video needs PyAV (pip install 'trivd[video]'), or use .gif") \
+            from ._install import install_hint
+
+            raise PredictError(f"--out {path}: writing video needs PyAV ({install_hint('video')}), or use .gif") \
                 from exc
         return path
     raise PredictError(f"--out {path}: unknown output type {suffix or '(no suffix)'!r}; use .gif or "

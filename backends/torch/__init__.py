@@ -275,10 +275,12 @@ class TorchXlaBackend(TorchBackend):
             return importlib.import_module("backends.torch.xla")
         except ImportError as exc:
             from backends import BackendUnavailable
+            from trivd_core._install import install_hint
 
             raise BackendUnavailable(
                 f"backend 'xla' needs torch_xla, which is not importable here ({exc}); "
-                "install it with `pip install 'trivd[xla]'` (torch==2.9.0 and torch-xla==2.9.0)"
+                f"install it in its own environment with `{install_hint('xla')}` (torch==2.9.0 and "
+                "torch-xla==2.9.0, ~7 GB)"
             ) from exc
 
     @property

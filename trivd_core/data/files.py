@@ -64,7 +64,9 @@ def _read_video(path: Path, max_frames: int | None, out_hw, channels: int) -> np
     try:
         import av
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise DataError("reading video files needs PyAV: pip install 'trivd[video]'") from exc
+        from .._install import install_hint
+
+        raise DataError(f"reading video files needs PyAV: {install_hint('video')}") from exc
     if channels not in (1, 3):
         raise DataError(f"video files give 1 (grey) or 3 (RGB) channels, got channels={channels!r}")
     fmt = {1: "gray", 3: "rgb24"}[channels]

@@ -52,7 +52,9 @@ def _av():
     try:
         import av
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise DataError("reading video folders needs PyAV: pip install 'trivd[video]'") from exc
+        from .._install import install_hint
+
+        raise DataError(f"reading video folders needs PyAV: {install_hint('video')}") from exc
     return av
 
 
