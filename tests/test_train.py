@@ -301,4 +301,5 @@ def test_progress_says_it_compiles_and_leaves_the_first_step_out_of_the_rate(tmp
     # 1.5 s first step would show about 1 step/s after step 2 (tqdm writes "s/step" below 1 step/s)
     rates = [float(r) for r in re.findall(r"([0-9.]+)step/s", err)]
     assert rates and min(rates) > 5 and "s/step" not in err, err[-800:]
+    assert max(rates) < 40, err[-800:]  # and no faster than the 0.04 s steps allow (25 step/s): a real rate
     assert "16/16" in err

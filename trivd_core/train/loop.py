@@ -341,16 +341,20 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
             return None
         return tqdm(total=options.steps, initial=step, unit="step", dynamic_ncols=True, smoothing=0.1)
 
+    paused = [False]
+
     def pause(what):  # a slow side task between steps: say it, and keep its time out of the rate
+        paused[0] = True
         if bar is not None:
             bar.set_description_str(what, refresh=True)
         elif options.progress and what:
             log(f"trivd train: step {step}: {what}")
 
     def resume_bar():
-        if bar is not None:
+        if bar is not None and paused[0]:
             bar.set_description_str("", refresh=False)
-            bar.unpause()
+            bar.unpause()  # restarts tqdm's timer at the last print: the pause does not count as step time
+        paused[0] = False
 
     if step < options.steps and getattr(engine, "compiles", False):
         log(f"trivd train: step {step + 1}: compiling the D and G updates ({engine.name}; on a CPU the first run "
@@ -389,18 +393,6 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                             rec["data_skipped"] = int(loader.skipped)
                         mlog.write(json.dumps(rec) + "\n")
                         mlog.flush()
-                    if step % options.ckpt_every == 0 or step == options.steps:
-                        pause("writing a checkpoint")
-                        checkpoint(good)
-                    if step % options.sample_every == 0 or step == options.steps:
-                        pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
-                                                    and getattr(engine, "compiles", False) else ""))
-                        samples(good[0], step)
-                    if validator is not None and options.eval_every and (
-                            step % options.eval_every == 0 or step == options.steps):
-                        pause("held-out validation")
-                        run_validation(good[0], step, mlog)
-                    resume_bar()
                     if tb is not None:
                         tb.scalars(step, metrics)
                     if bar is None and steps_done == 1:
@@ -414,6 +406,18 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                             post["val_mse/copy"] = f"{val_last['mse_ratio']:.2f}"
                         bar.set_postfix(post, refresh=False)
                         bar.update(1)
+                    if step % options.ckpt_every == 0 or step == options.steps:
+                        pause("writing a checkpoint")
+                        checkpoint(good)
+                    if step % options.sample_every == 0 or step == options.steps:
+                        pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
+                                                    and getattr(engine, "compiles", False) else ""))
+                        samples(good[0], step)
+                    if validator is not None and options.eval_every and (
+                            step % options.eval_every == 0 or step == options.steps):
+                        pause("held-out validation")
+                        run_validation(good[0], step, mlog)
+                    resume_bar()
                 if interrupt.requested and status == "done" and step < options.steps:
                     status = interrupt.requested
             except KeyboardInterrupt:
