@@ -98,14 +98,6 @@ def test_cli_without_command_prints_help(capsys):
     assert "conform" in capsys.readouterr().out
 
 
-def test_readme_python_example_runs():
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.+?)\n```", text, flags=re.S)
-    assert blocks, "README has no Python example"
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
-
-
 def test_install_hints_are_lines_that_work_from_a_checkout(tmp_path, monkeypatch):
     """trivd is not on PyPI: a hint must install from the checkout (editable), for the running Python."""
     import os
