@@ -18,7 +18,7 @@ __all__ = ["Backend", "BackendUnavailable", "load", "names", "default_name"]
 
 #: Built-in backends: name -> "module:attribute".
 BUILTIN = {
-    "numpy": "backends.numpy_backend:BACKEND",
+    "numpy": "backends.numpy:BACKEND",
     "jax": "backends.jax:BACKEND",
     "torch": "backends.torch:BACKEND",
     "xla": "backends.torch:XLA_BACKEND",

@@ -62,9 +62,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._tree import tree_replace
+from trivd_core.tree import tree_replace
+
 from .records import DTYPES, OpRecord, Tol, cotangents, differentiable_view, name_matches, rng_for, scalarize
-from .runner import Result, SkipEntry, _as_records, _conclude, _to_float64, load_skips, reference_outputs
+from .results import Result, SkipEntry, as_records, conclude, load_skips, reference_outputs, to_float64
 from .targets import BackendTarget, Target, _lookup, get_target
 
 __all__ = [
@@ -160,7 +161,7 @@ def direction(record: OpRecord, case: str, leaves: Sequence[np.ndarray]) -> list
 def _reference_scalar_fn(record: OpRecord, case: str, dtype: str) -> tuple[Callable, list[np.ndarray]]:
     """``(s, x0)``: ``s(leaves) -> float`` on the float64 reference, and the base point (float64 leaves)."""
     args, kwargs = record.inputs(case, dtype)
-    args, kwargs = record.map_arrays(args, kwargs, _to_float64)
+    args, kwargs = record.map_arrays(args, kwargs, to_float64)
     _, leaves, rebuild = differentiable_view(record, args, kwargs)
     fn = _lookup("reference", record.module, record.function)
     if fn is None:
@@ -344,7 +345,7 @@ def run_grad_one(
             errs.append(chk.err)
             rels.append(chk.err / (chk.scale + tol.atol / tol.rtol))
         problems += [f"[{case}] {p}" for p in chk.problems]
-    return _conclude(res, errs, rels, problems, entry)
+    return conclude(res, errs, rels, problems, entry)
 
 
 def run_gradients(
@@ -360,7 +361,7 @@ def run_gradients(
     target = get_target(target)
     skips = load_skips(target) if skips is None else skips
     results = []
-    for record in _as_records(records):
+    for record in as_records(records):
         for dtype in dtypes:
             r = run_grad_one(target, record, dtype, skips, jit=jit)
             results.append(r)

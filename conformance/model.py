@@ -127,8 +127,8 @@ from trivd_core import discriminator as D
 from trivd_core import generator as G
 from trivd_core import objective as O
 from trivd_core.configs import DECOMPOSITIONS, HEADS, get_config
+from trivd_core.tree import tree_map, tree_paths
 
-from ._tree import tree_map, tree_paths
 from .records import DTYPES
 from .targets import BackendTarget, Target, get_target
 
@@ -672,7 +672,7 @@ def run_model(
 
     ``anchor``: also report the referee's anchor (``model:anchor``, float64, target-independent).
     """
-    from .runner import Result
+    from .results import Result
 
     target = get_target(target)
     backend = _backend(target)

@@ -48,7 +48,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._tree import tree_map_arrays, tree_paths, tree_replace
+import reference.cells
+from trivd_core.tree import tree_map_arrays, tree_paths, tree_replace
 
 __all__ = [
     "Tol",
@@ -485,7 +486,8 @@ def _warping_records() -> list[OpRecord]:
 # ---------------------------------------------------------------------------
 # recurrent cells (Eqs. 1-10, 16-22, appendix F)
 
-CELL_KINDS = ("convgru", "convlstm", "ktrajgru", "tsru_c", "tsru_p", "tsru_s", "ptsru_c", "ptsru_p", "ptsru_s")
+#: Every cell kind of the specification (the reference defines them).
+CELL_KINDS = reference.cells.KINDS
 
 #: (B, H, W, c_in, c_hidden, k, N) per case: non-square; B=1, c_in=1 and a map smaller than
 #: the hyper-network's 4x4 pool; a 5x5 kernel with N=4 factorized kernels (N != k*k; the

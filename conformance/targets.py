@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ._tree import tree_map
+from trivd_core.tree import tree_map
 
 __all__ = [
     "Target",

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 from conformance import model as M
-from conformance._tree import tree_map, tree_paths
 from conformance.records import DTYPES
 from conformance.runner import format_table
 from conformance.targets import target_or_unavailable
+from trivd_core.tree import tree_map, tree_paths
 
 
 def _specs() -> list[str]:

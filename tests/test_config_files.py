@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from trivd_core import cli
+from trivd import cli
+from trivd import train as train_cmd
 from trivd_core.configs import CONFIGS, config_from_mapping, get_config, load_config, parse_overrides
 
 
@@ -190,18 +191,6 @@ def test_cli_devices_on_a_one_device_engine_and_too_small_data_exit_2(tmp_path, 
     assert "5 clips, fewer than the batch of 8" in err.splitlines()[-1] and "Traceback" not in err
 
 
-def test_a_resumed_jax_run_keeps_its_compile_option(monkeypatch):
-    """The two XLA optimisation levels round differently: a resume that switched would not be bit-exact."""
-    monkeypatch.delenv("TRIVD_JAX_TRAIN_OPT", raising=False)
-    assert cli.jax_train_opt(cli.JAX_FULL_OPT_MIN_STEPS - 1) == "fast-compile"
-    assert cli.jax_train_opt(cli.JAX_FULL_OPT_MIN_STEPS) == "full"
-    # a run started with 40 steps and resumed to 400 keeps fast-compile (and the reverse)
-    assert cli.jax_train_opt(400, {"jax_train_opt": "fast-compile"}) == "fast-compile"
-    assert cli.jax_train_opt(10, {"jax_train_opt": "full"}) == "full"
-    monkeypatch.setenv("TRIVD_JAX_TRAIN_OPT", "full")
-    assert cli.jax_train_opt(10, {"jax_train_opt": "fast-compile"}) == "full"  # the user's explicit choice wins
-
-
 def test_a_typo_in_a_subcommand_option_shows_that_subcommands_usage(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["train", "--stepz", "3"])
@@ -226,12 +215,12 @@ def test_grey_array_data_trains_a_grey_model_unless_told_otherwise(tmp_path):
     np.save(grey, np.zeros((6, 8, 32, 32), np.uint8))
     cfg = get_config("demo")
     opts = {"data": str(grey), "data_options": {"layout": "NTHW"}}
-    assert "training a 1-channel model" in cli._grey_data_note(opts, cfg, [])
-    assert cli._grey_data_note(opts, cfg, ["channels=3"]) is None  # the user asked for colour
-    assert cli._grey_data_note({**opts, "data_options": {"layout": "NTHW", "grey": "repeat"}}, cfg, []) is None
+    assert "training a 1-channel model" in train_cmd._grey_data_note(opts, cfg, [])
+    assert train_cmd._grey_data_note(opts, cfg, ["channels=3"]) is None  # the user asked for colour
+    assert train_cmd._grey_data_note({**opts, "data_options": {"layout": "NTHW", "grey": "repeat"}}, cfg, []) is None
     colour = tmp_path / "colour.npy"
     np.save(colour, np.zeros((6, 8, 32, 32, 3), np.uint8))
-    assert cli._grey_data_note({"data": str(colour), "data_options": {}}, cfg, []) is None
+    assert train_cmd._grey_data_note({"data": str(colour), "data_options": {}}, cfg, []) is None
     # the ambiguity message says how to answer it on the command line too
     with pytest.raises(DataError, match="--data-option layout=TNHW"):
         make_dataset(grey, resolution=32, t=5)

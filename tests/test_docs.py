@@ -69,7 +69,7 @@ def _trivd_lines(code: str):
 
 
 def _parse(argv: list[str]) -> None:
-    from trivd_core.cli import build_parser
+    from trivd.cli import build_parser
 
     if argv and argv[0] == "bench":
         from benchmarks.run import build_parser as bench_parser

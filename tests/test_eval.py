@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 from _test_helpers import init_tree
 
+from trivd.cli import main
 from trivd_core import generator, metrics
-from trivd_core.cli import main
 from trivd_core.configs import get_config
 from trivd_core.data import (
     ArrayDataset,

@@ -26,7 +26,7 @@ from _test_helpers import CountingEngine
 from _test_helpers import assert_tree_equal as _assert_tree_equal
 from _test_helpers import loop_loader as _loader
 
-from trivd_core.cli import main
+from trivd.cli import main
 from trivd_core.data import DataError, Loader
 from trivd_core.train import TrainOptions, load_checkpoint, save_checkpoint, train
 from trivd_core.train.checkpoint import CheckpointError, latest_checkpoint
@@ -291,7 +291,7 @@ def test_run_artifacts_follow_the_umask(tmp_path):
 
 
 def test_ctrl_c_while_starting_is_one_line(tmp_path, capsys, monkeypatch):
-    import trivd_core.cli as cli
+    import trivd.cli as cli
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -48,6 +48,7 @@ import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+import backends  # noqa: E402
 from reference import i3d as ri  # noqa: E402
 from trivd_core import fvd as tfvd  # noqa: E402
 from trivd_core import i3d, ops  # noqa: E402
@@ -654,9 +655,11 @@ def test_i3d_extractor_numpy_batches_and_preprocess(params32, params64):
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch"])
-def test_i3d_extractor_on_backends_by_name(name, params32, params64):
+def test_i3d_extractor_on_backend_objects(name, params32, params64):
     pytest.importorskip(name)
-    ext = tfvd.I3DExtractor(params32, backend=name, batch_size=2, image_size=(20, 12))
+    import backends
+
+    ext = tfvd.I3DExtractor(params32, backend=backends.load(name), batch_size=2, image_size=(20, 12))
     assert ext.backend.name == name
     v = uniform(22, (3, 2, 8, 8, 3))
     want = i3d.i3d_logits(params64, ri.preprocess(v, (20, 12)))
@@ -679,7 +682,7 @@ def test_i3d_extractor_on_jax_is_jitted(jax_fast, params32, params64):
 
 
 def test_extractor_errors(params32):
-    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+    with pytest.raises(TypeError, match=r"got the name 'nope': pass backends.load\('nope'\)"):
         tfvd.I3DExtractor(params32, backend="nope")
     with pytest.raises(TypeError, match="'backend'"):
         tfvd.I3DExtractor(params32, backend=3)
@@ -744,7 +747,9 @@ def test_torchscript_layout_and_kwargs(standin_pt):
 
 
 def test_torchscript_resizes_to_224_first(standin_pt):
-    ext = tfvd.load_extractor(standin_pt, trust=True, batch_size=4)  # by suffix, the default image_size (224, 224)
+    with pytest.raises(ValueError, match=r"runs on the torch backend: pass backend=backends.load\('torch'\)"):
+        tfvd.load_extractor(standin_pt, trust=True)  # TorchScript is torch code: the extractor comes from that backend
+    ext = tfvd.load_extractor(standin_pt, trust=True, batch_size=4, backend=backends.load("torch"))  # default 224x224
     v = uniform(32, (2, 3, 5, 7, 3))
     f = ext(v)
     np.testing.assert_array_equal(f[:, 12:16], np.tile([3, 3, 224, 224], (2, 1)))
@@ -759,7 +764,7 @@ def test_torchscript_sha256_and_missing(standin_pt, tmp_path):
     digest = hashlib.sha256(standin_pt.read_bytes()).hexdigest()
     load_i3d_torchscript(standin_pt, sha256=digest)
     with pytest.raises(ValueError) as info:
-        tfvd.load_extractor(standin_pt, sha256="f" * 64)
+        tfvd.load_extractor(standin_pt, sha256="f" * 64, backend=backends.load("torch"))
     assert digest in str(info.value) and "f" * 64 in str(info.value)
     with pytest.raises(FileNotFoundError, match="i3d_torchscript.pt"):
         load_i3d_torchscript(tmp_path / "missing.pt")

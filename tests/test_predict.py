@@ -32,8 +32,8 @@ import numpy as np
 import pytest
 from _test_helpers import init_tree
 
+from trivd.cli import main
 from trivd_core import generator
-from trivd_core.cli import main
 from trivd_core.configs import get_config
 from trivd_core.data import SyntheticShapes, read_frames, write_video
 from trivd_core.data.synthetic import ShapeTracks

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trivd_core import cli
+from trivd import cli
 from trivd_core.configs import CONFIGS, get_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -220,17 +220,17 @@ def test_train_opt_argument_environment_and_errors(monkeypatch):
 @pytest.mark.parametrize("steps,env,expected", [(119, None, "fast-compile"), (120, None, "full"),
                                                 (40, "full", "full"), (500, "fast-compile", "fast-compile")])
 def test_cli_picks_the_step_optimisation_from_the_run_length(monkeypatch, tmp_path, capsys, steps, env, expected):
-    import backends
-    from trivd_core import cli
+    from backends.jax import engine as jax_engine
+    from trivd import cli
 
     seen = {}
 
-    def fake_engine(config, **kw):
-        seen.update(kw)
-        raise ValueError("engine construction stopped by the test")
+    class FakeEngine:
+        def __init__(self, config, **kw):
+            seen.update(kw)
+            raise ValueError("engine construction stopped by the test")
 
-    backend = backends.load("jax")
-    monkeypatch.setattr(backend, "engine", fake_engine)
+    monkeypatch.setattr(jax_engine, "JaxEngine", FakeEngine)
     monkeypatch.setenv("TRIVD_JAX_CACHE", "0")
     if env is None:
         monkeypatch.delenv("TRIVD_JAX_TRAIN_OPT", raising=False)
@@ -239,4 +239,19 @@ def test_cli_picks_the_step_optimisation_from_the_run_length(monkeypatch, tmp_pa
     rc = cli.main(["train", "--backend", "jax", "--steps", str(steps), "--run-dir", str(tmp_path / "run")])
     assert rc == 2 and "stopped by the test" in capsys.readouterr().err
     assert seen["train_opt"] == expected
-    assert cli.JAX_FULL_OPT_MIN_STEPS == 120
+    assert jax_engine.FULL_OPT_MIN_STEPS == 120
+
+
+def test_a_resumed_jax_run_keeps_its_compile_option(monkeypatch):
+    """The two XLA optimisation levels round differently: a resume that switched would not be bit-exact."""
+    from backends.jax.engine import FULL_OPT_MIN_STEPS, train_opt_for
+
+    monkeypatch.delenv("TRIVD_JAX_TRAIN_OPT", raising=False)
+    assert train_opt_for(FULL_OPT_MIN_STEPS - 1) == "fast-compile"
+    assert train_opt_for(FULL_OPT_MIN_STEPS) == "full"
+    assert train_opt_for(None) == "fast-compile"  # eval/predict build engines without a run length
+    # a run started with 40 steps and resumed to 400 keeps fast-compile (and the reverse)
+    assert train_opt_for(400, {"jax_train_opt": "fast-compile"}) == "fast-compile"
+    assert train_opt_for(10, {"jax_train_opt": "full"}) == "full"
+    monkeypatch.setenv("TRIVD_JAX_TRAIN_OPT", "full")
+    assert train_opt_for(10, {"jax_train_opt": "fast-compile"}) == "full"  # the user's explicit choice wins

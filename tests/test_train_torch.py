@@ -382,7 +382,7 @@ def test_checkpoint_crosses_backends(cross_runs, direction):
 
 def test_cli_train_data_options_are_used_recorded_and_fixed_on_resume(torch_backend, tmp_path, capsys):
     """`trivd train --data-option`: reaches the dataset, lands in config.json, is refused on --resume and when unknown."""
-    from trivd_core import cli
+    from trivd import cli
     from trivd_core.evaluate import open_run
 
     run = tmp_path / "run"
@@ -405,7 +405,7 @@ def test_cli_train_data_options_are_used_recorded_and_fixed_on_resume(torch_back
 
 def test_cli_train_set_config_file_and_validation_records(torch_backend, tmp_path, capsys):
     """`--config FILE --set`, `--eval-every`: fields recorded in config.json, val records, curves.png, the final line."""
-    from trivd_core import cli
+    from trivd import cli
     from trivd_core.train import artifacts
 
     cfg_file = tmp_path / "small.toml"

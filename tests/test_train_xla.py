@@ -58,7 +58,7 @@ def _checks():
 SCRIPT = """
 import pickle, sys
 import numpy as np
-from backends.torch import xla as bx
+from backends.torch import sharding as bx
 
 bx.enable_spmd()
 import backends

@@ -92,13 +92,15 @@ from array_api_compat import array_namespace
 from . import initializers, ops, warping
 from ._validate import check_array, check_choice, check_kernel_size, check_positive_int
 
-__all__ = ["KINDS", "init_cell", "cell_step"]
+__all__ = ["KINDS", "WARPING_KINDS", "init_cell", "cell_step"]
 
 #: The recurrent units, in the order of Table 2 of the paper (and ConvGRU first).
 KINDS = ("convgru", "convlstm", "ktrajgru", "tsru_c", "tsru_p", "tsru_s", "ptsru_c", "ptsru_p", "ptsru_s")
 
 _FACTORIZED = ("ktrajgru", "tsru_c", "tsru_p", "tsru_s")
 _PIXELWISE = ("ptsru_c", "ptsru_p", "ptsru_s")
+#: Kinds whose step has a transformation ``W`` (all but ConvGRU and ConvLSTM): the ones with a motion field.
+WARPING_KINDS = _FACTORIZED + _PIXELWISE
 _ACTIVATIONS = ("relu", "tanh")
 _POOL = (4, 4)  # output resolution of the adaptive max-pool (F.1)
 

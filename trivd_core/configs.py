@@ -16,13 +16,27 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .cells import KINDS
+
 __all__ = ["Config", "CONFIGS", "get_config", "load_config", "config_from_mapping", "parse_overrides",
            "parse_assignments", "CELL_KINDS",
            "DECOMPOSITIONS", "HEADS"]
 
-CELL_KINDS = ("convgru", "convlstm", "ktrajgru", "tsru_c", "tsru_p", "tsru_s", "ptsru_c", "ptsru_p", "ptsru_s")
-#: Discriminator decompositions of Table 1 (``stronger`` is TrIVD-GAN-FP's).
-DECOMPOSITIONS = ("clip", "downsampled", "cropped", "cropped_downsampled", "mocogan", "dvdgan_fp", "faster", "stronger")
+#: The recurrent cells of G (defined in :mod:`trivd_core.cells`).
+CELL_KINDS = KINDS
+#: Sub-discriminators of Table 1 -> network kind ("frame": 2-D throughout; "video": 3-D first blocks).
+SUB_DISCRIMINATORS: dict[str, str] = {"F": "frame", "dF": "frame", "clV": "video", "dV": "video", "crV": "video"}
+#: Discriminator decompositions of Table 1 by name -> their sub-discriminators (``stronger`` is TrIVD-GAN-FP's).
+DECOMPOSITIONS: dict[str, tuple[str, ...]] = {
+    "clip": ("clV",),
+    "downsampled": ("dV",),
+    "cropped": ("crV",),
+    "cropped_downsampled": ("crV", "dV"),
+    "mocogan": ("F", "clV"),
+    "dvdgan_fp": ("F", "dV"),
+    "faster": ("dF", "crV"),
+    "stronger": ("dF", "crV", "dV"),
+}
 HEADS = ("mixed", "projection")
 
 

@@ -95,7 +95,7 @@ from array_api_compat import array_namespace
 
 from . import nn, ops
 from ._validate import check_array
-from .configs import Config, get_config
+from .configs import DECOMPOSITIONS, SUB_DISCRIMINATORS, Config, get_config
 from .losses import mixed_projection, projection
 from .video import crop, downsample, sample_frames
 
@@ -115,21 +115,6 @@ __all__ = [
     "encoder_channels",
     "encoder_shapes",
 ]
-
-#: Sub-discriminators of Table 1 -> network kind ("frame": 2-D throughout; "video": 3-D first blocks).
-SUB_DISCRIMINATORS: dict[str, str] = {"F": "frame", "dF": "frame", "clV": "video", "dV": "video", "crV": "video"}
-
-#: Decompositions of Table 1 by name (``stronger`` is TrIVD-GAN-FP's).
-DECOMPOSITIONS: dict[str, tuple[str, ...]] = {
-    "clip": ("clV",),
-    "downsampled": ("dV",),
-    "cropped": ("crV",),
-    "cropped_downsampled": ("crV", "dV"),
-    "mocogan": ("F", "clV"),
-    "dvdgan_fp": ("F", "dV"),
-    "faster": ("dF", "crV"),
-    "stronger": ("dF", "crV", "dV"),
-}
 
 #: Blocks whose convolutions are 3-D in the spatio-temporal discriminators (appendix A).
 TEMPORAL_BLOCKS = 2

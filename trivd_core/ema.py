@@ -23,6 +23,8 @@ from collections.abc import Mapping
 
 from array_api_compat import array_namespace, is_array_api_obj
 
+from .tree import tree_map
+
 __all__ = ["ema_update"]
 
 
@@ -63,12 +65,6 @@ def _copy(x):
     return array_namespace(x).asarray(x, copy=True)
 
 
-def _map(fn, tree):
-    if isinstance(tree, Mapping):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    return fn(tree)
-
-
 def ema_update(ema_params, params, decay: float, step, start: int):
     """One EMA update of ``ema_params`` towards ``params`` (see the module docstring); returns the new tree.
 
@@ -102,7 +98,7 @@ def ema_update(ema_params, params, decay: float, step, start: int):
     if isinstance(step, bool) or not isinstance(step, int):
         raise TypeError(f"{fn}(): argument 'step' must be an int or a 0-d integer array, got {step!r}")
     if step <= start:
-        return _map(_copy, params)
+        return tree_map(_copy, params)
     if ema_params is None:
         raise ValueError(
             f"{fn}(): argument 'ema_params' is None at step {step} > start {start}; the average must have been "

@@ -56,13 +56,13 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import generator, metrics
-from .configs import Config
+from .configs import Config, config_from_mapping
 from .data import Loader
 from .fvd import extract_features
 from .train.artifacts import save_figure, write_png
@@ -74,6 +74,7 @@ from .train.checkpoint import (
     list_checkpoints,
     load_checkpoint,
 )
+from .tree import tree_map
 
 __all__ = [
     "EvalError",
@@ -103,19 +104,12 @@ class EvalError(ValueError):
 
 
 def config_from_dict(d: Mapping) -> Config:
-    """The :class:`Config` of a saved ``config.to_dict()`` (unknown keys are an error)."""
-    known = {f.name for f in fields(Config)}
-    extra = sorted(set(d) - known)
-    if extra:
-        raise EvalError(f"the saved config has fields this version does not know: {', '.join(extra)}")
-    values = dict(d)
-    for key in ("g_widths", "d_widths"):
-        if key in values:
-            values[key] = tuple(values[key])
+    """The :class:`Config` of a saved ``config.to_dict()`` (:func:`~trivd_core.configs.config_from_mapping`; an
+    unknown or invalid field is an :class:`EvalError`)."""
     try:
-        return Config(**values).validate()
+        return config_from_mapping(dict(d), source="the saved config")
     except (TypeError, ValueError) as exc:
-        raise EvalError(f"the saved config is not valid: {exc}") from exc
+        raise EvalError(str(exc)) from exc
 
 
 @dataclass
@@ -263,12 +257,6 @@ def _generate_with_warps(params, state, cond, z):
     return frames, warps
 
 
-def _tree_map(fn, a, *rest):
-    if isinstance(a, Mapping):
-        return {k: _tree_map(fn, a[k], *(r[k] for r in rest)) for k in a}
-    return fn(a, *rest)
-
-
 class Model:
     """A generator of a :class:`RunCheckpoint` ready to sample on ``backend``.
 
@@ -342,12 +330,12 @@ class Model:
         for cond, z in batches:
             stats = self.backend.to_numpy(fn(params, state, self.backend.asarray(np.asarray(cond, np.float32)),
                                               self.backend.asarray(np.asarray(z, np.float32))))
-            stats = _tree_map(lambda a: np.asarray(a, np.float64), stats)
-            total = stats if total is None else _tree_map(np.add, total, stats)
+            stats = tree_map(lambda a: np.asarray(a, np.float64), stats)
+            total = stats if total is None else tree_map(np.add, total, stats)
             n += 1
         if n == 0:
             raise EvalError("standing statistics need at least one batch of conditioning frames")
-        standing = _tree_map(lambda a: (a / n).astype(np.float32), total)
+        standing = tree_map(lambda a: (a / n).astype(np.float32), total)
         self._state_np = {**{k: v for k, v in self._state_np.items() if k != "standing"}, "standing": standing}
         self._arrays = None
         self.standing = {"batches": n, "source": source}

@@ -19,17 +19,15 @@ The metrics themselves are :mod:`trivd_core.metrics` (float64, NumPy/SciPy):
 :func:`fvd` is the Frechet distance between Gaussians fitted to the features of
 two video sets, :func:`inception_score_of` the Inception Score of their logits.
 
-This module imports no backend: ``backend`` arguments are objects with the
-``Backend`` protocol (``backends.load(name)``) or backend *names*, which are
-resolved through the ``trivd.backends`` entry points.
+This module imports no backend and looks none up: ``backend`` arguments are
+objects with the ``Backend`` protocol (``backends.load(name)``); the TorchScript
+extractor comes from the torch backend object (``load_i3d_torchscript``).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
-from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -37,6 +35,7 @@ import numpy as np
 from . import i3d
 from ._validate import check_positive_int
 from .metrics import FewSamplesWarning, frechet_distance_from_features, inception_score
+from .tree import tree_map
 
 __all__ = [
     "FeatureExtractor",
@@ -56,33 +55,17 @@ class FeatureExtractor(Protocol):
     def __call__(self, videos: np.ndarray) -> np.ndarray: ...
 
 
-def _entry_point_backend(name: str):
-    for ep in metadata.entry_points(group="trivd.backends"):
-        if ep.name == name:
-            return ep
-    known = sorted(ep.name for ep in metadata.entry_points(group="trivd.backends"))
-    raise ValueError(
-        f"unknown backend {name!r}: no entry point of that name in the group 'trivd.backends' "
-        f"(known: {', '.join(known) or 'none - install the trivd distribution, or pass a backend object'})"
-    )
-
-
 def resolve_backend(backend, fn: str = "resolve_backend"):
-    """None -> None (plain NumPy); a name -> the activated backend of the ``trivd.backends`` entry point; an object
-    with ``asarray`` and ``to_numpy`` -> itself."""
+    """None -> None (plain NumPy); an object with ``asarray`` and ``to_numpy`` (a backend, ``backends.load(name)``)
+    -> itself.  A backend *name* is refused with that hint: this module looks nothing up by name."""
     if backend is None:
         return None
     if isinstance(backend, str):
-        ep = _entry_point_backend(backend)
-        try:
-            obj = ep.load()
-        except ImportError as exc:
-            raise RuntimeError(f"{fn}(): backend {backend!r} cannot be loaded here ({exc})") from exc
-        obj.activate()
-        return obj
+        raise TypeError(f"{fn}(): argument 'backend' must be None or a backend object, got the name {backend!r}: "
+                        f"pass backends.load({backend!r})")
     if not (hasattr(backend, "asarray") and hasattr(backend, "to_numpy")):
         raise TypeError(
-            f"{fn}(): argument 'backend' must be None, a backend name or an object with asarray() and to_numpy() "
+            f"{fn}(): argument 'backend' must be None or an object with asarray() and to_numpy() "
             f"(see backends.Backend), got {type(backend).__name__}"
         )
     return backend
@@ -119,8 +102,8 @@ class I3DExtractor:
     """I3D logits of :mod:`trivd_core.i3d` as a :class:`FeatureExtractor`.
 
     params: NumPy parameters (``init_i3d`` / ``load_i3d_npz``), converted once to
-    the backend in ``dtype``.  backend: None (NumPy), a backend name (``"numpy"``,
-    ``"jax"``, ``"torch"``, ...) or a backend object.  Videos are processed
+    the backend in ``dtype``.  backend: None (NumPy) or a backend object
+    (``backends.load("jax")``, ...).  Videos are processed
     ``batch_size`` at a time: resized to ``image_size`` (None: keep the size; the
     global mean pool of ``i3d_logits`` accepts any size, which tests use) on the
     ``resize`` grid (:func:`trivd_core.i3d.preprocess`: ``"tf1"``, the reference FVD
@@ -160,7 +143,7 @@ class I3DExtractor:
 
     def _to_backend(self, tree):
         if self.backend is None:
-            return _map(lambda a: np.asarray(a, dtype=self.dtype), tree)
+            return tree_map(lambda a: np.asarray(a, dtype=self.dtype), tree)
         return self.backend.asarray(tree, dtype=self.dtype)
 
     def _to_numpy(self, x) -> np.ndarray:
@@ -187,40 +170,15 @@ class I3DExtractor:
                 f"image_size={self.image_size}, dtype={self.dtype!r}, resize={self.resize!r})")
 
 
-def _map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    return fn(tree)
-
-
-def _torchscript_loader():
-    """``load_i3d_torchscript`` of the torch backend, found through its ``trivd.backends`` entry point.
-
-    The loader lives in the package of the ``torch`` entry point (``<package>.i3d_script``).
-    """
-    ep = _entry_point_backend("torch")
-    package = ep.value.partition(":")[0]
-    try:
-        module = importlib.import_module(f"{package}.i3d_script")
-    except ImportError as exc:
-        from ._install import install_hint
-
-        raise RuntimeError(
-            f"load_extractor(): a TorchScript I3D (.pt) needs PyTorch and the torch backend ({exc}); "
-            f"install them with `{install_hint('torch')}`, or use an .npz of the weights"
-        ) from exc
-    return module.load_i3d_torchscript
-
-
-def load_extractor(path=None, *, sha256: str | None = None, trust: bool = False, backend="numpy",
+def load_extractor(path=None, *, sha256: str | None = None, trust: bool = False, backend=None,
                    **options: Any) -> FeatureExtractor:
     """A feature extractor from a weights file, chosen by suffix; SHA-256 verified when ``sha256`` is given.
 
     * ``.npz``: :func:`trivd_core.i3d.load_i3d_npz` -> :class:`I3DExtractor` on
-      ``backend`` (a name or a backend object).
-    * ``.pt`` / ``.pth``: the TorchScript ``i3d_torchscript.pt`` through the torch
-      backend's ``load_i3d_torchscript`` (``backend`` is ignored; pass
-      ``device="cuda"`` in ``options`` to run it on a GPU).  Loading TorchScript runs
+      ``backend`` (None: NumPy; or a backend object).
+    * ``.pt`` / ``.pth``: the TorchScript ``i3d_torchscript.pt`` through
+      ``backend.load_i3d_torchscript`` - the torch backend's (``backends.load("torch")``;
+      pass ``device="cuda"`` in ``options`` to run it on a GPU).  Loading TorchScript runs
       code from the file: it is refused unless ``sha256`` is given (and matches), the
       file's hash is pinned, or ``trust=True``.
 
@@ -234,7 +192,11 @@ def load_extractor(path=None, *, sha256: str | None = None, trust: bool = False,
     if suffix == ".npz":
         return I3DExtractor(i3d.load_i3d_npz(path, sha256=sha256), backend, **options)
     if suffix in (".pt", ".pth"):
-        return _torchscript_loader()(path, sha256=sha256, trust=trust, **options)
+        loader = getattr(backend, "load_i3d_torchscript", None)
+        if loader is None:
+            raise ValueError(f"{fn}(): a TorchScript I3D ({os.path.basename(os.fspath(path))}) runs on the torch "
+                             "backend: pass backend=backends.load('torch') (or an .npz of the weights for any backend)")
+        return loader(path, sha256=sha256, trust=trust, **options)
     raise ValueError(
         f"{fn}(): cannot tell the weights format of {os.fspath(path)!r} from its suffix {suffix!r}: "
         "expected .npz (NumPy I3D weights) or .pt (TorchScript i3d_torchscript.pt)"

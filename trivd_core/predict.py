@@ -49,6 +49,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import ops
+from .cells import WARPING_KINDS
 from .data import DataError, read_frames
 from .data.synthetic import write_video
 from .evaluate import EvalError, Model
@@ -99,8 +100,6 @@ def default_stages(config) -> tuple[int, ...]:
     r = [R // 2 ** (N_STAGES - i) for i in range(N_STAGES)]
     fine = [i for i in range(N_STAGES) if r[i] >= MIN_MOTION_RESOLUTION] or [N_STAGES - 1]
     return tuple(fine[:2])
-#: Cell kinds whose step has a transformation ``W`` (all but ConvGRU and ConvLSTM).
-WARPING_KINDS = ("ktrajgru", "tsru_c", "tsru_p", "tsru_s", "ptsru_c", "ptsru_p", "ptsru_s")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 _PRED_STREAM = 0x70726564  # "pred"
 

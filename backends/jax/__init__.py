@@ -35,29 +35,13 @@ from array_api_compat import is_jax_namespace
 
 from trivd_core import ops
 
+from ..common import env_flag, tree_map
 from . import _fast
 from .sharding import batch_mesh, shard_batch, sharded_batch_stats
 
 __all__ = ["JaxBackend", "BACKEND", "batch_mesh", "shard_batch", "sharded_batch_stats"]
 
 _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-def _map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_map(fn, v) for v in tree)
-    return fn(tree)
-
-
-def _env_flag(name: str, default: str) -> bool:
-    value = os.environ.get(name, default).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"environment variable {name} must be 0 or 1, got {value!r}")
 
 
 def _resolve_device(spec):
@@ -119,7 +103,7 @@ class JaxBackend:
         Idempotent: a fast path is registered again only when it is not already
         the one ``trivd_core.ops`` would use for ``jax.numpy``.
         """
-        if _env_flag("TRIVD_JAX_X64", "1") and not jax.config.jax_enable_x64:
+        if env_flag("TRIVD_JAX_X64", "1") and not jax.config.jax_enable_x64:
             jax.config.update("jax_enable_x64", True)
         precision = os.environ.get("TRIVD_JAX_MATMUL_PRECISION", "highest")
         if jax.config.jax_default_matmul_precision != precision:
@@ -170,10 +154,10 @@ class JaxBackend:
                     arr = arr.astype(np.float32)
             return jax.device_put(arr, device)
 
-        return _map(convert, a)
+        return tree_map(convert, a)
 
     def to_numpy(self, x):
-        return _map(lambda v: np.asarray(jax.device_get(v)), x)
+        return tree_map(lambda v: np.asarray(jax.device_get(v)), x)
 
     # -- transformations -----------------------------------------------------
 
@@ -189,16 +173,21 @@ class JaxBackend:
         """See :func:`backends.jax.sharding.sharded_batch_stats`."""
         return sharded_batch_stats(x, axes)
 
-    def engine(self, config, *, devices=None, train_opt=None):
+    trains = True
+
+    def engine(self, config, *, devices=None, steps=None, saved_run=None, train_opt=None):
         """The training engine (:class:`backends.jax.engine.JaxEngine`) for ``config`` on ``devices`` (None: all local).
 
-        ``train_opt``: XLA:CPU optimisation of the compiled step, ``"fast-compile"`` or ``"full"``
-        (default ``TRIVD_JAX_TRAIN_OPT``, else ``"fast-compile"``).
+        The backend's compile policy: JAX's persistent compilation cache is turned on
+        (:func:`~backends.jax.engine.enable_compilation_cache`), and the step's XLA:CPU
+        optimisation is ``train_opt`` if given, else :func:`~backends.jax.engine.train_opt_for`
+        of the run's ``steps`` and, on resume, its recorded ``saved_run`` (the run's config.json).
         """
         self.activate()
-        from .engine import JaxEngine
+        from .engine import JaxEngine, enable_compilation_cache, train_opt_for
 
-        return JaxEngine(config, devices=devices, train_opt=train_opt)
+        enable_compilation_cache()
+        return JaxEngine(config, devices=devices, train_opt=train_opt or train_opt_for(steps, saved_run))
 
 
 BACKEND = JaxBackend()

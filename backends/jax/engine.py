@@ -44,13 +44,13 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from trivd_core import discriminator, generator, objective
-from trivd_core.configs import Config, get_config
+from trivd_core import generator, objective
 from trivd_core.ema import ema_update
+from trivd_core.train.engine import Engine
 
 from .sharding import BATCH_AXIS, batch_mesh
 
-__all__ = ["JaxEngine", "make_engine", "enable_compilation_cache"]
+__all__ = ["JaxEngine", "enable_compilation_cache", "train_opt_for", "TRAIN_OPT_MODES", "FULL_OPT_MIN_STEPS"]
 
 
 def _tree_np(tree):
@@ -78,7 +78,7 @@ def _resolve_devices(devices):
     return devices
 
 
-class JaxEngine:
+class JaxEngine(Engine):
     """Training engine for ``config`` on ``devices`` (None: all local devices; an int: the first N).
 
     ``train_opt`` picks XLA:CPU's optimisation of the compiled step (``"fast-compile"`` or
@@ -90,11 +90,7 @@ class JaxEngine:
     compiles = True
 
     def __init__(self, config, *, devices=None, train_opt=None):
-        if isinstance(config, str):
-            config = get_config(config)
-        if not isinstance(config, Config):
-            raise TypeError(f"engine(): argument 'config' must be a Config or a config name, got {type(config).__name__}")
-        self.config = config.validate()
+        super().__init__(config)
         self._devices = _resolve_devices(devices)
         self.mesh = batch_mesh(self._devices)
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
@@ -111,21 +107,14 @@ class JaxEngine:
     def devices(self) -> list[str]:
         return [f"{d.platform}:{d.id} ({d.device_kind})" for d in self._devices]
 
-    def __repr__(self) -> str:
-        return f"JaxEngine(config={self.config.name!r}, devices={len(self._devices)})"
+    @property
+    def run_info(self) -> dict:
+        """The compile option, recorded so that a resumed run compiles the same program (bit-exact resume)."""
+        return {"jax_train_opt": self.train_opt}
 
-    def init(self, seed: int):
-        """Initial training state: weights from ``trivd_core`` with ``np.random.default_rng(seed)`` (G+E first, then D)."""
-        rng = np.random.default_rng(seed)
-        g_params, g_state = generator.init_generator(self.config, rng)
-        d_params, d_state = discriminator.init_discriminator(self.config, rng)
-        tree = {
-            "step": np.int64(0),
-            "g_params": g_params, "g_state": g_state, "d_params": d_params, "d_state": d_state,
-            "ema": g_params,
-            "opt_g": self._zero_opt(g_params), "opt_d": self._zero_opt(d_params),
-        }
-        return self.restore(tree)
+    @property
+    def note(self) -> str:
+        return f"XLA {self.train_opt}"
 
     def step(self, ts, inputs):
         """One training step (d_steps D updates + 1 G update + EMA); returns ``(ts, metrics)``."""
@@ -142,11 +131,9 @@ class JaxEngine:
             out[key]["count"] = np.asarray(out[key]["count"], dtype=np.int64)
         return out
 
-    def restore(self, tree):
-        """The inverse of :meth:`export` (any backend's export): NumPy tree -> replicated JAX training state."""
-        missing = {"step", "g_params", "g_state", "d_params", "d_state", "ema", "opt_g", "opt_d"} - set(tree)
-        if missing:
-            raise ValueError(f"restore(): argument 'tree' lacks {sorted(missing)}")
+    def _restore(self, tree):
+        """The inverse of :meth:`export` (any backend's export, checked by :meth:`Engine.check_tree`): NumPy tree ->
+        replicated JAX training state."""
 
         def put(a, dtype=None):
             a = np.asarray(a)
@@ -182,11 +169,6 @@ class JaxEngine:
         return np.asarray(jax.device_get(self._predict_fn(params, ts["g_state"], cond, z)))
 
     # -- internals -------------------------------------------------------------
-
-    @staticmethod
-    def _zero_opt(params):
-        zeros = jax.tree_util.tree_map(lambda a: np.zeros_like(a, dtype=np.float32), params)
-        return {"mu": zeros, "nu": jax.tree_util.tree_map(np.copy, zeros), "count": np.int64(0)}
 
     def _shard_inputs(self, inputs):
         """Batch axis (axis 1 of the stacked D inputs, axis 0 of the G inputs) over the mesh."""
@@ -301,6 +283,22 @@ class JaxEngine:
 
 
 TRAIN_OPT_MODES = ("fast-compile", "full")
+#: From this many steps on, a run compiles its step with XLA's full optimisation (break-even about 100 steps).
+FULL_OPT_MIN_STEPS = 120
+
+
+def train_opt_for(steps: int | None, saved_run: dict | None = None) -> str:
+    """XLA's optimisation of a run's train step: ``$TRIVD_JAX_TRAIN_OPT``, else the option a resumed run recorded
+    in its config.json (``saved_run["jax_train_opt"]``), else ``full`` from :data:`FULL_OPT_MIN_STEPS` steps on
+    and ``fast-compile`` below (or when ``steps`` is None).
+
+    XLA:CPU's full optimisation compiles about 40 s longer and then runs the tiny step 2.1x faster
+    (docs/training.md).  A resumed run keeps the option it started with: the two compilations round
+    differently, and resume is bit-exact.
+    """
+    recorded = (saved_run or {}).get("jax_train_opt")
+    return os.environ.get("TRIVD_JAX_TRAIN_OPT") or recorded or (
+        "full" if steps is not None and steps >= FULL_OPT_MIN_STEPS else "fast-compile")
 
 
 def _train_opt_mode(mode=None) -> str:
@@ -347,12 +345,3 @@ def enable_compilation_cache(path=None) -> str | None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
-
-
-def make_engine(config, *, devices=None, train_opt=None) -> JaxEngine:
-    """``backend.engine(config, devices=None, train_opt=None)`` for the JAX backend.
-
-    ``train_opt``: ``"fast-compile"`` or ``"full"`` XLA:CPU optimisation of the step
-    (default: ``TRIVD_JAX_TRAIN_OPT``, else ``"fast-compile"``; see :func:`_compiler_options`).
-    """
-    return JaxEngine(config, devices=devices, train_opt=train_opt)

@@ -37,59 +37,16 @@ import os
 
 import numpy as np
 import torch
-from array_api_compat import is_torch_namespace
 from array_api_compat import torch as torch_xp
 
 from trivd_core import ops
 
+from ..common import env_flag, tree_leaves, tree_map
 from . import _fast
 
 __all__ = ["TorchBackend", "TorchXlaBackend", "BACKEND", "XLA_BACKEND"]
 
 _FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def _map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_map(fn, v) for v in tree)
-    return fn(tree)
-
-
-def _leaves(tree):
-    out = []
-    _map(out.append, tree)
-    return out
-
-
-def _env_flag(name: str, default: str) -> bool:
-    value = os.environ.get(name, default).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"environment variable {name} must be 0 or 1, got {value!r}")
-
-
-def _register_fast_paths() -> None:
-    """Register the ``torch.nn.functional`` fast paths unless they are already the active ones (idempotent)."""
-    current = ops.fast_paths(torch_xp)
-    for op, fn in _fast.FAST_PATHS.items():
-        if current.get(op) is not fn:
-            ops.register_fast_path(op, is_torch_namespace, fn)
-
-
-def _disable_tf32() -> None:
-    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(cudnn_conv, "fp32_precision"):
-        # PyTorch >= 2.9: the per-backend precision API (mixing it with the legacy
-        # allow_tf32 flags is an error there).
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        cudnn_conv.fp32_precision = "ieee"
-    else:  # pragma: no cover - older PyTorch
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
 
 
 def _check_dtype(fn: str, dtype):
@@ -148,9 +105,7 @@ class TorchBackend:
 
     def activate(self) -> None:
         """Turn TF32 off (unless ``TRIVD_TORCH_ALLOW_TF32=1``) and register the fast paths.  Idempotent."""
-        if not _env_flag("TRIVD_TORCH_ALLOW_TF32", "0"):
-            _disable_tf32()
-        _register_fast_paths()
+        _fast.activate()
 
     def deactivate(self) -> None:
         """Remove the torch fast paths (shared by ``torch`` and ``xla``): generic code runs on tensors again."""
@@ -174,10 +129,10 @@ class TorchBackend:
                 t = t.to(want)
             return t.to(device)
 
-        return _map(convert, a)
+        return tree_map(convert, a)
 
     def to_numpy(self, x):
-        return _map(lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v), x)
+        return tree_map(lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v), x)
 
     # -- transformations -----------------------------------------------------
 
@@ -211,13 +166,13 @@ class TorchBackend:
             for i in nums:
                 if not -len(args) <= i < len(args):
                     raise ValueError(f"value_and_grad(): argnums entry {i} is out of range for {len(args)} arguments")
-                args[i] = _map(lambda v, i=i: leaf(v, i), args[i])
+                args[i] = tree_map(lambda v, i=i: leaf(v, i), args[i])
             with torch.enable_grad():
                 value = f(*args)
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                 raise TypeError(f"value_and_grad(): 'f' must return a scalar tensor, got {shape}")
-            flat = [t for i in nums for t in _leaves(args[i])]
+            flat = [t for i in nums for t in tree_leaves(args[i])]
             if value.requires_grad:
                 try:
                     grads = torch.autograd.grad(value, flat, allow_unused=True)
@@ -232,20 +187,33 @@ class TorchBackend:
             else:
                 grads = [None] * len(flat)
             grads = iter([torch.zeros_like(t) if gr is None else gr for t, gr in zip(flat, grads)])
-            trees = tuple(_map(lambda _t: next(grads), args[i]) for i in nums)
+            trees = tuple(tree_map(lambda _t: next(grads), args[i]) for i in nums)
             return value.detach(), (trees[0] if single else trees)
 
         return g
 
     def jit(self, f, **kwargs):
         """``torch.compile(f, **kwargs)`` if enabled (``compile=True`` or ``TRIVD_TORCH_COMPILE=1``), else ``f``."""
-        use = self._compile if self._compile is not None else _env_flag("TRIVD_TORCH_COMPILE", "0")
+        use = self._compile if self._compile is not None else env_flag("TRIVD_TORCH_COMPILE", "0")
         return torch.compile(f, **kwargs) if use else f
 
     # -- training ------------------------------------------------------------
 
-    def engine(self, config, *, devices=None, **options):
-        """The training engine on this backend's device (:class:`backends.torch.engine.TorchEngine`)."""
+    def load_i3d_torchscript(self, path, **options):
+        """The FVD extractor of a TorchScript ``i3d_torchscript.pt`` (:func:`backends.torch.i3d_script.load_i3d_torchscript`)."""
+        from .i3d_script import load_i3d_torchscript
+
+        self.activate()
+        return load_i3d_torchscript(path, **options)
+
+    trains = True
+
+    def engine(self, config, *, devices=None, steps=None, saved_run=None, **options):
+        """The training engine on this backend's device (:class:`backends.torch.engine.TorchEngine`).
+
+        ``steps`` and ``saved_run`` (the run's length and a resumed run's config.json) are part of the
+        engine contract; eager torch has no compile policy to choose from them.
+        """
         from .engine import TorchEngine
 
         return TorchEngine(config, devices=devices, backend=self, **options)
@@ -272,7 +240,7 @@ class TorchXlaBackend(TorchBackend):
 
     def _xla(self):
         try:
-            return importlib.import_module("backends.torch.xla")
+            return importlib.import_module("backends.torch.sharding")
         except ImportError as exc:
             from backends import BackendUnavailable
             from trivd_core._install import install_hint
@@ -308,12 +276,12 @@ class TorchXlaBackend(TorchBackend):
         The precision is ``$TRIVD_XLA_MATMUL_PRECISION`` (default ``highest``).
         The runtime is started here because torch's autograd engine only serves
         devices whose runtime was up at its first backward pass.  For SPMD, call
-        :func:`backends.torch.xla.enable_spmd` before this.
+        :func:`backends.torch.sharding.enable_spmd` before this.
         """
         xla = self._xla()
         xla.set_matmul_precision(os.environ.get("TRIVD_XLA_MATMUL_PRECISION", "highest"))
         self.device  # noqa: B018 - starts the runtime
-        _register_fast_paths()
+        _fast.register()
 
     def jit(self, f, **kwargs):
         """Identity: torch_xla traces lazily and compiles each distinct graph once (see the class docs)."""
@@ -325,12 +293,12 @@ class TorchXlaBackend(TorchBackend):
         Converting leaf by leaf would compile and run one XLA graph per leaf
         (e.g. once per gradient of a ``value_and_grad``).
         """
-        pending = [t for t in _leaves(x) if isinstance(t, torch.Tensor) and t.device.type == "xla"]
+        pending = [t for t in tree_leaves(x) if isinstance(t, torch.Tensor) and t.device.type == "xla"]
         if len(pending) > 1:
             self._xla().materialize(pending)
         return super().to_numpy(x)
 
-    def engine(self, config, *, devices=None, **options):
+    def engine(self, config, *, devices=None, steps=None, saved_run=None, **options):
         """The SPMD training engine over all XLA devices (:class:`backends.torch.engine.XlaEngine`).
 
         It switches torch_xla to SPMD mode: call it before creating XLA tensors.
@@ -340,7 +308,7 @@ class TorchXlaBackend(TorchBackend):
         return XlaEngine(config, devices=devices, backend=self, **options)
 
     def sharded_batch_stats(self, x, axes=(0, 1, 2)):
-        """See :func:`backends.torch.xla.sharded_batch_stats` (needs SPMD mode)."""
+        """See :func:`backends.torch.sharding.sharded_batch_stats` (needs SPMD mode)."""
         return self._xla().sharded_batch_stats(x, axes)
 
 

@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from array_api_compat import is_torch_namespace
+from array_api_compat import torch as torch_xp
 
+from trivd_core import ops
 from trivd_core.i3d import same_padding  # also adds the I3D op names to the fast-path hook
 from trivd_core.ops import shifted_tap_sum
+
+from ..common import env_flag
 
 __all__ = [
     "FAST_PATHS",
@@ -272,3 +277,31 @@ FAST_PATHS = {
     "max_pool3d": max_pool3d,
     "resize_bilinear": resize_bilinear,
 }
+
+
+def register() -> None:
+    """Register :data:`FAST_PATHS` for torch tensors unless they are already the active ones (idempotent)."""
+    current = ops.fast_paths(torch_xp)
+    for op, fn in FAST_PATHS.items():
+        if current.get(op) is not fn:
+            ops.register_fast_path(op, is_torch_namespace, fn)
+
+
+def disable_tf32() -> None:
+    """float32 matmuls and convolutions in IEEE float32 on CUDA (TF32 keeps 10 mantissa bits: ~5e-4 relative)."""
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(cudnn_conv, "fp32_precision"):
+        # PyTorch >= 2.9: the per-backend precision API (mixing it with the legacy
+        # allow_tf32 flags is an error there).
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        cudnn_conv.fp32_precision = "ieee"
+    else:  # pragma: no cover - older PyTorch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def activate() -> None:
+    """What activating the torch backend does: TF32 off (unless ``TRIVD_TORCH_ALLOW_TF32=1``), fast paths on."""
+    if not env_flag("TRIVD_TORCH_ALLOW_TF32", "0"):
+        disable_tf32()
+    register()

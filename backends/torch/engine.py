@@ -67,87 +67,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trivd_core import configs
-from trivd_core.discriminator import init_discriminator, sub_discriminators
+from trivd_core.discriminator import sub_discriminators
 from trivd_core.ema import ema_update
-from trivd_core.generator import generate, init_generator
+from trivd_core.generator import generate
 from trivd_core.objective import d_loss, g_loss
+from trivd_core.train.engine import EXPORT_KEYS, Engine
+from trivd_core.tree import tree_leaves, tree_map, tree_unflatten
 
 __all__ = ["TorchEngine", "XlaEngine", "EXPORT_KEYS"]
 
-#: Keys of an exported (backend-neutral) training state.
-EXPORT_KEYS = ("step", "g_params", "g_state", "d_params", "d_state", "ema", "opt_g", "opt_d")
-_RAND_KEYS = ("idx", "offsets")
-
-
-# ---------------------------------------------------------------------------
-# trees
-
-
-def _map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    return fn(tree)
-
-
-def _leaves(tree, out=None):
-    out = [] if out is None else out
-    if isinstance(tree, dict):
-        for v in tree.values():
-            _leaves(v, out)
-    else:
-        out.append(tree)
-    return out
-
-
-def _unflatten(like, leaves):
-    it = iter(leaves)
-    tree = _map(lambda _: next(it), like)
-    return tree
-
 
 def _detached(tree):
-    return _map(lambda t: t.detach(), tree)
+    return tree_map(lambda t: t.detach(), tree)
 
 
 def _require_grad(tree):
-    return _map(lambda t: t.requires_grad_(True) if t.is_floating_point() else t, tree)
-
-
-def _layout(tree, path=""):
-    """(path, shape) of every leaf, for comparing a tree with the engine's layout."""
-    if isinstance(tree, dict):
-        return {k: _layout(v, f"{path}/{k}") for k, v in tree.items()}
-    return tuple(np.shape(tree))
-
-
-def _check_layout(what, got, want, path=""):
-    if isinstance(want, dict):
-        if not isinstance(got, dict) or set(got) != set(want):
-            found = sorted(got) if isinstance(got, dict) else type(got).__name__
-            raise ValueError(f"restore(): argument 'tree' at {what}{path or ''} must have keys {sorted(want)} "
-                             f"(the layout of this engine's config), got {found}")
-        for k in want:
-            _check_layout(what, got[k], want[k], f"{path}/{k}")
-        return
-    shape = tuple(np.shape(got))
-    if isinstance(got, dict) or shape != want:
-        raise ValueError(f"restore(): argument 'tree' at {what}{path} must have shape {want}, got "
-                         f"{type(got).__name__ if isinstance(got, dict) else shape}")
-
-
-def _as_int(what, v):
-    a = np.asarray(v)
-    if a.shape != () or not np.issubdtype(a.dtype, np.integer) or int(a) < 0:
-        raise ValueError(f"restore(): argument 'tree' at {what} must be a non-negative 0-d integer, got {v!r}")
-    return int(a)
+    return tree_map(lambda t: t.requires_grad_(True) if t.is_floating_point() else t, tree)
 
 
 # ---------------------------------------------------------------------------
 # the engine
 
 
-class TorchEngine:
+class TorchEngine(Engine):
     """Training engine on one PyTorch device (CPU or CUDA); see the module docstring.
 
     Args:
@@ -165,15 +107,10 @@ class TorchEngine:
     compiles = False  # eager (True when torch.compile is configured; the first step then compiles)
 
     def __init__(self, config, *, devices=None, backend=None, deterministic: bool = True):
-        from . import BACKEND
-
-        if isinstance(config, str):
-            config = configs.get_config(config)
-        if not isinstance(config, configs.Config):
-            raise TypeError(f"{type(self).__name__}(): argument 'config' must be a Config or a config name, "
-                            f"got {type(config).__name__}")
-        self.config = config.validate()
-        backend = BACKEND if backend is None else backend
+        super().__init__(config)
+        if backend is None:
+            raise TypeError(f"{type(self).__name__}(): argument 'backend' is required (a backends.torch backend); "
+                            "build engines with backends.load('torch').engine(config)")
         self._backend = self._select_device(backend, devices)
         self._backend.activate()
         self._device = self._backend.device
@@ -181,7 +118,6 @@ class TorchEngine:
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
         self._sub = sub_discriminators(self.config)
-        self._layout = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(config={self.config.name!r}, devices={self.devices!r})"
@@ -215,7 +151,7 @@ class TorchEngine:
 
     def _to_device(self, tree):
         """Parameters / states / optimiser moments: NumPy -> float32 tensors on the device (replicated)."""
-        return _map(lambda a: self._tensor(a), tree)
+        return tree_map(lambda a: self._tensor(a), tree)
 
     def _place_inputs(self, inputs):
         """The step's inputs on the device (the XLA engine shards their batch axis)."""
@@ -265,64 +201,12 @@ class TorchEngine:
 
     # -- state ---------------------------------------------------------------
 
-    def init(self, seed: int) -> dict:
-        """Fresh training state: weights of ``init_generator`` / ``init_discriminator`` from ``default_rng(seed)``.
-
-        G (with E) is drawn first, then D, from the one generator.  Adam moments are
-        zero, EMA is a copy of G's weights (``step <= ema_start``).
-        """
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"init(): argument 'seed' must be an int, got {seed!r}")
-        rng = np.random.default_rng(int(seed))
-        g_params, g_state = init_generator(self.config, rng)
-        d_params, d_state = init_discriminator(self.config, rng)
-        zeros = lambda tree: _map(np.zeros_like, tree)  # noqa: E731
-        tree = {
-            "step": np.int64(0),
-            "g_params": g_params, "g_state": g_state, "d_params": d_params, "d_state": d_state,
-            "ema": g_params,
-            "opt_g": {"mu": zeros(g_params), "nu": zeros(g_params), "count": np.int64(0)},
-            "opt_d": {"mu": zeros(d_params), "nu": zeros(d_params), "count": np.int64(0)},
-        }
-        return self.restore(tree)
-
-    def _expected_layout(self):
-        if self._layout is None:
-            rng = np.random.default_rng(0)
-            g_params, g_state = init_generator(self.config, rng)
-            d_params, d_state = init_discriminator(self.config, rng)
-            self._layout = {k: _layout(v) for k, v in (("g_params", g_params), ("g_state", g_state),
-                                                       ("d_params", d_params), ("d_state", d_state))}
-        return self._layout
-
-    def restore(self, tree: dict) -> dict:
-        """The training state of an exported tree (:meth:`export` of any engine), on this engine's device(s).
-
-        The layout (keys and shapes) must be that of this engine's config;
-        ``g_state`` may also hold standing statistics (``"standing"``).
-        """
-        if not isinstance(tree, dict) or set(tree) != set(EXPORT_KEYS):
-            found = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
-            raise ValueError(f"restore(): argument 'tree' must have keys {list(EXPORT_KEYS)}, got {found}")
-        want = self._expected_layout()
-        g_state = dict(tree["g_state"]) if isinstance(tree["g_state"], dict) else tree["g_state"]
-        standing = g_state.pop("standing", None) if isinstance(g_state, dict) else None
-        for key, part in (("g_params", tree["g_params"]), ("g_state", g_state), ("d_params", tree["d_params"]),
-                          ("d_state", tree["d_state"])):
-            _check_layout(key, part, want[key])
-        _check_layout("ema", tree["ema"], want["g_params"])
-        for opt, params in (("opt_g", "g_params"), ("opt_d", "d_params")):
-            o = tree[opt]
-            if not isinstance(o, dict) or set(o) != {"mu", "nu", "count"}:
-                raise ValueError(f"restore(): argument 'tree' at {opt} must have keys ['count', 'mu', 'nu']")
-            _check_layout(f"{opt}/mu", o["mu"], want[params])
-            _check_layout(f"{opt}/nu", o["nu"], want[params])
-        if standing is not None:
-            g_state["standing"] = standing
+    def _restore(self, tree: dict) -> dict:
+        """A checked exported tree (:meth:`Engine.check_tree`) -> tensors on this engine's device(s)."""
         ts = {
-            "step": _as_int("step", tree["step"]),
+            "step": tree["step"],
             "g_params": _require_grad(self._to_device(tree["g_params"])),
-            "g_state": self._to_device(g_state),
+            "g_state": self._to_device(tree["g_state"]),
             "d_params": _require_grad(self._to_device(tree["d_params"])),
             "d_state": self._to_device(tree["d_state"]),
             "ema": self._to_device(tree["ema"]),
@@ -330,7 +214,7 @@ class TorchEngine:
         for opt in ("opt_g", "opt_d"):
             o = tree[opt]
             ts[opt] = {"mu": self._to_device(o["mu"]), "nu": self._to_device(o["nu"]),
-                       "count": _as_int(f"{opt}/count", o["count"])}
+                       "count": o["count"]}
         self._sync(ts)
         return ts
 
@@ -349,7 +233,7 @@ class TorchEngine:
         return {k: out[k] for k in EXPORT_KEYS}
 
     def _numpy(self, tree):
-        return _map(lambda t: t.detach().cpu().numpy().copy(), tree)
+        return tree_map(lambda t: t.detach().cpu().numpy().copy(), tree)
 
     # -- training ------------------------------------------------------------
 
@@ -358,8 +242,8 @@ class TorchEngine:
         cfg = self.config
         b1, b2 = cfg.beta1, cfg.beta2
         count = opt["count"] + 1
-        p, g = _leaves(params), _leaves(grads)
-        mu, nu = _leaves(opt["mu"]), _leaves(opt["nu"])
+        p, g = tree_leaves(params), tree_leaves(grads)
+        mu, nu = tree_leaves(opt["mu"]), tree_leaves(opt["nu"])
         # bias corrections as device data (float32, like optax's), one 2-vector: torch_xla caches 0-d
         # transfers by value, so equal scalars within a step would merge into one graph input and the
         # graph would change with the step number (a recompilation); a vector is never merged.
@@ -372,14 +256,14 @@ class TorchEngine:
             denom = torch._foreach_add(torch._foreach_sqrt(torch._foreach_mul(new_nu, c2)), cfg.adam_eps)
             upd = torch._foreach_div(torch._foreach_mul(new_mu, c1), denom)
             new_p = torch._foreach_add(p, upd)
-        new_params = _require_grad(_unflatten(params, new_p))
-        return new_params, {"mu": _unflatten(params, new_mu), "nu": _unflatten(params, new_nu), "count": count}
+        new_params = _require_grad(tree_unflatten(params, new_p))
+        return new_params, {"mu": tree_unflatten(params, new_mu), "nu": tree_unflatten(params, new_nu), "count": count}
 
     def _grad(self, loss, params):
-        leaves = _leaves(params)
+        leaves = tree_leaves(params)
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
         grads = [torch.zeros_like(t) if gr is None else gr for t, gr in zip(leaves, grads)]
-        return _unflatten(params, grads)
+        return tree_unflatten(params, grads)
 
     def step(self, ts: dict, inputs: dict) -> tuple[dict, dict]:
         """One training step (``d_steps`` D updates, one G update, EMA); returns ``(new_ts, metrics)``."""
@@ -483,9 +367,9 @@ class XlaEngine(TorchEngine):
     compiles = True  # the first step traces and compiles the XLA graphs
 
     def __init__(self, config, *, devices=None, backend=None, deterministic: bool = True):
-        from . import XLA_BACKEND
-
-        backend = XLA_BACKEND if backend is None else backend
+        if backend is None:
+            raise TypeError("XlaEngine(): argument 'backend' is required (the 'xla' backend); build engines with "
+                            "backends.load('xla').engine(config)")
         xla = backend._xla()
         xla.enable_spmd()
         self._bx = xla
@@ -549,13 +433,13 @@ class XlaEngine(TorchEngine):
         return self._shard(cond, 0), self._shard(z, 0)
 
     def _sync(self, ts, extra=()) -> None:
-        tensors = [t for t in _leaves({k: v for k, v in ts.items() if isinstance(v, dict)})
+        tensors = [t for t in tree_leaves({k: v for k, v in ts.items() if isinstance(v, dict)})
                    if isinstance(t, torch.Tensor)]
         tensors += list(extra)
         self._bx.materialize(tensors)
 
     def _numpy(self, tree):
-        pending = [t for t in _leaves(tree) if isinstance(t, torch.Tensor)]
+        pending = [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
         if len(pending) > 1:
             self._bx.materialize(pending)
         return super()._numpy(tree)

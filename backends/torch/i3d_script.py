@@ -35,6 +35,8 @@ import torch
 from trivd_core import i3d
 from trivd_core._validate import check_positive_int
 
+from . import _fast
+
 __all__ = ["TorchScriptI3D", "load_i3d_torchscript", "DETECTOR_KWARGS", "PINNED_SHA256", "UntrustedFile"]
 
 #: SHA-256 of TorchScript files trusted without being asked, with the public source that states each one.
@@ -117,9 +119,7 @@ def load_i3d_torchscript(path, *, sha256: str | None = None, trust: bool = False
     (a ``ValueError``) names the file's hash and the three ways out.
     """
     fn = "load_i3d_torchscript"
-    from . import BACKEND  # here, not at import: this package's __init__ may import this module
-
-    BACKEND.activate()  # the F.interpolate resize fast path (and TF32 off, as for every torch computation in trivd)
+    _fast.activate()  # the F.interpolate resize fast path (and TF32 off, as for every torch computation in trivd)
     path = i3d.resolve_weights_path(path, fn)
     if sha256 is not None:
         i3d.verify_sha256(path, sha256, fn=fn)

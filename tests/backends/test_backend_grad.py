@@ -4,7 +4,7 @@ Expected gradients never come from the backend under test:
 
 * a scalar function of conv3d -> pad -> conv2d (with bias) -> avg_pool ->
   upsample: central finite differences of the *NumPy* generic code
-  (``backends.numpy_backend``), for every input entry;
+  (``backends.numpy``), for every input entry;
 * adaptive max-pool: the hand-derived adjoint (the upstream gradient lands on
   each bin's argmax; bins may overlap, so contributions add).
 
@@ -39,7 +39,7 @@ import pytest
 from _backend_bounds import gamma
 from array_api_compat import array_namespace
 
-from backends.numpy_backend import BACKEND as NUMPY
+from backends.numpy import BACKEND as NUMPY
 from trivd_core import ops
 
 H = 0.125

@@ -77,7 +77,7 @@ import numpy as np
 import torch
 import torch_xla
 import torch_xla.runtime as xr
-from backends.torch import xla as bx
+from backends.torch import sharding as bx
 
 bx.enable_spmd()
 import backends

@@ -222,6 +222,18 @@ def plot_validation(metrics_path, out_path, *, title: str = "held-out validation
     return save_figure(fig, out_path)
 
 
+def _tensorboardx_writer():
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter
+
+
+def _torch_writer():
+    from torch.utils.tensorboard import SummaryWriter  # torch's writer only, not a backend
+
+    return SummaryWriter
+
+
 class TensorBoard:
     """Scalars to TensorBoard when ``tensorboardX`` or ``torch.utils.tensorboard`` is importable (else nothing).
 
@@ -235,10 +247,9 @@ class TensorBoard:
 
     @classmethod
     def open(cls, folder):
-        for mod in ("tensorboardX", "torch.utils.tensorboard"):
+        for writer_class in (_tensorboardx_writer, _torch_writer):
             try:
-                module = __import__(mod, fromlist=["SummaryWriter"])
-                return cls(module.SummaryWriter(str(folder)))
+                return cls(writer_class()(str(folder)))
             except Exception:  # noqa: BLE001 - missing package or a broken optional install: no TensorBoard
                 continue
         return None

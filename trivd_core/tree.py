@@ -1,4 +1,4 @@
-"""Small helpers for nested argument structures ("trees").
+"""Nested structures ("trees"): the one set of helpers every layer uses.
 
 A tree is an array leaf, or a ``dict``/``list``/``tuple`` of trees (params are
 nested dicts, ``combine_flows`` takes a list of arrays, several ops return
@@ -8,21 +8,22 @@ and is passed through untouched by :func:`tree_map_arrays`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["tree_map", "tree_map_arrays", "tree_leaves", "tree_paths", "tree_replace"]
+__all__ = ["tree_map", "tree_map_arrays", "tree_leaves", "tree_unflatten", "tree_paths", "tree_replace"]
 
 
-def tree_map(fn: Callable[[Any], Any], tree: Any) -> Any:
-    """Apply ``fn`` to every leaf (anything that is not a dict, list or tuple)."""
-    if isinstance(tree, dict):
-        return {k: tree_map(fn, v) for k, v in tree.items()}
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """Apply ``fn`` to every leaf (anything that is not a dict, list or tuple); with ``rest``, to the leaves of
+    several trees of the same structure at once (``fn(leaf, *other_leaves)``, the structure of ``tree`` leads)."""
+    if isinstance(tree, Mapping):
+        return {k: tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
-        return type(tree)(tree_map(fn, v) for v in tree)
-    return fn(tree)
+        return type(tree)(tree_map(fn, v, *(r[i] for r in rest)) for i, v in enumerate(tree))
+    return fn(tree, *rest)
 
 
 def tree_map_arrays(fn: Callable[[np.ndarray], Any], tree: Any) -> Any:
@@ -35,6 +36,12 @@ def tree_leaves(tree: Any) -> list[Any]:
     out: list[Any] = []
     tree_map(out.append, tree)
     return out
+
+
+def tree_unflatten(like: Any, leaves) -> Any:
+    """A tree of the structure of ``like`` whose leaves are ``leaves`` in :func:`tree_leaves` order."""
+    it = iter(leaves)
+    return tree_map(lambda _: next(it), like)
 
 
 def tree_paths(tree: Any, prefix: tuple = ()) -> list[tuple[tuple, Any]]:

@@ -1,8 +1,10 @@
-"""The NumPy backend: trivd_core's generic array-API code on NumPy, no autodiff.
+"""The NumPy backend: trivd_core's generic array-API code on NumPy, no autodiff, no training.
 
 ``value_and_grad`` uses central finite differences in float64; it exists so
 that the same driver code runs on every backend, and is meant for small checks
-only.
+only.  The backend does not train: ``trains`` is False and :meth:`NumpyBackend.engine`
+raises :class:`NotImplementedError` saying so (:mod:`backends.numpy.engine`).
+It has no fast paths (the generic code is the NumPy path) and no sharding.
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ from __future__ import annotations
 import numpy as np
 from array_api_compat import numpy as np_xp
 
-
-def _map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_map(fn, v) for v in tree)
-    return fn(tree)
+from ..common import tree_map
+from .engine import NO_ENGINE, engine
 
 
 class NumpyBackend:
     name = "numpy"
     supports_float64 = True
+    #: no training engine (see :data:`backends.numpy.engine.NO_ENGINE`)
+    trains = False
+    no_engine = NO_ENGINE
 
     def namespace(self):
         return np_xp
@@ -30,10 +30,10 @@ class NumpyBackend:
         return None
 
     def asarray(self, a, dtype=None):
-        return _map(lambda v: np.asarray(v, dtype=dtype) if dtype else np.asarray(v), a)
+        return tree_map(lambda v: np.asarray(v, dtype=dtype) if dtype else np.asarray(v), a)
 
     def to_numpy(self, x):
-        return _map(np.asarray, x)
+        return tree_map(np.asarray, x)
 
     def value_and_grad(self, f, argnums=0, eps: float = 1e-6):
         single = isinstance(argnums, int)
@@ -61,6 +61,10 @@ class NumpyBackend:
 
     def jit(self, f):
         return f
+
+    def engine(self, config, **options):
+        """Refuses: the numpy backend does not train (:data:`backends.numpy.engine.NO_ENGINE`)."""
+        return engine(config, **options)
 
 
 BACKEND = NumpyBackend()

@@ -86,7 +86,7 @@ def enable_spmd() -> None:
 def _require_spmd(fn: str) -> None:
     if not xr.is_spmd():
         raise RuntimeError(
-            f"{fn}(): torch_xla is not in SPMD mode; call backends.torch.xla.enable_spmd() "
+            f"{fn}(): torch_xla is not in SPMD mode; call backends.torch.sharding.enable_spmd() "
             "(torch_xla.runtime.use_spmd()) at the start of the program, before creating XLA tensors"
         )
 

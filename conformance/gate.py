@@ -1,7 +1,7 @@
 """The pre-training gate (design card): a quick conformance subset plus one G and one D forward.
 
-Layering: trivd_core never imports ``conformance`` or ``backends``; the CLI passes them
-in (``build_gate(config, backend, runner=conformance.runner)``).  The gate runs
+``trivd train`` builds it (``build_gate(config, backend, engine=engine)``) and the
+training loop calls it before the first step.  The gate runs
 
 1. ``runner.run(backend, records, dtypes=("float32",))`` over
    ``runner.quick_subset()`` with the TSRU_p record replaced by the configured cell
@@ -25,9 +25,11 @@ import time
 
 import numpy as np
 
-from ..configs import Config
-from ..discriminator import discriminate, init_discriminator, sample_randomness
-from ..generator import generate, init_generator
+from trivd_core.configs import Config
+from trivd_core.discriminator import discriminate, init_discriminator, sample_randomness
+from trivd_core.generator import generate, init_generator
+
+from . import runner as _runner
 
 __all__ = ["MODEL_TOL", "model_forward_check", "gate_records", "build_gate"]
 
@@ -79,7 +81,7 @@ def _batch(engine) -> int:
     return max(2, n)
 
 
-def gate_records(config: Config, runner) -> list[str]:
+def gate_records(config: Config, runner=_runner) -> list[str]:
     """The quick subset with the configured cell in place of TSRU_p."""
     names = [n for n in runner.quick_subset() if not n.startswith("cell_step[")]
     known = {r.name for r in runner.RECORDS}
@@ -89,8 +91,11 @@ def gate_records(config: Config, runner) -> list[str]:
     return names
 
 
-def build_gate(config: Config, backend, *, runner, engine=None):
-    """A ``gate()`` callable for :func:`trivd_core.train.train`: returns ``(ok, report)``."""
+def build_gate(config: Config, backend, *, engine=None, runner=_runner):
+    """A ``gate()`` callable for :func:`trivd_core.train.train`: returns ``(ok, report)``.
+
+    ``runner`` is the conformance runner (this package's; a stand-in in tests).
+    """
 
     def gate() -> tuple[bool, str]:
         t0 = time.perf_counter()

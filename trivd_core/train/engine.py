@@ -1,0 +1,192 @@
+"""The engine contract: what the training loop needs from a backend, with the checks every engine shares.
+
+A backend trains through an *engine* (``backend.engine(config, devices=None, steps=None,
+saved_run=None)``): one :class:`~trivd_core.configs.Config` on the backend's device(s).
+The loop (:mod:`trivd_core.train.loop`) is written against :class:`Engine` only:
+
+* ``init(seed) -> ts``: fresh weights from ``np.random.default_rng(seed)`` (G with E
+  first, then D; Adam moments zero; the EMA a copy of G), placed on the device(s);
+* ``step(ts, inputs) -> (ts, metrics)``: ``d_steps`` D updates, one G update, the EMA;
+  ``ts`` must not be modified in place (the loop keeps it for Ctrl-C);
+* ``export(ts) -> tree``: the backend-neutral NumPy tree with the keys :data:`EXPORT_KEYS`
+  (``opt_g`` / ``opt_d`` as ``{"mu", "nu", "count"}``): what checkpoints hold and any
+  other engine restores;
+* ``restore(tree) -> ts``: the inverse; :meth:`Engine.check_tree` first compares every
+  key and every leaf shape with this engine's config, so a checkpoint of another config
+  fails with the path of the first leaf that differs, on every backend alike;
+* ``predict(ts, cond, z, *, ema=True) -> frames`` (NumPy);
+* ``name``, ``devices`` (descriptions), ``compiles`` (the first step compiles: the loop
+  says so and leaves it out of the rate), ``run_info`` (backend choices that a resumed
+  run must reuse, recorded in ``config.json``) and ``note`` (a phrase for the start line).
+
+Subclasses implement :meth:`_restore`, :meth:`step`, :meth:`export`, :meth:`predict`
+and ``devices``; the shared parts (config coercion, the initial tree, the layout check)
+live here so that the JAX, torch and XLA engines agree on them.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from ..configs import Config, get_config
+from ..discriminator import init_discriminator
+from ..generator import init_generator
+from ..tree import tree_map
+
+__all__ = ["Engine", "EXPORT_KEYS", "OPT_KEYS", "as_config"]
+
+#: Keys of an exported (backend-neutral) training state.
+EXPORT_KEYS = ("step", "g_params", "g_state", "d_params", "d_state", "ema", "opt_g", "opt_d")
+#: Keys of each exported optimiser state (Adam's moments and its step count).
+OPT_KEYS = ("count", "mu", "nu")
+
+
+def as_config(config, owner: str) -> Config:
+    """``config`` (a Config or a registered name) as a validated Config; ``owner`` names the caller in errors."""
+    if isinstance(config, str):
+        config = get_config(config)
+    if not isinstance(config, Config):
+        raise TypeError(f"{owner}(): argument 'config' must be a Config or a config name, got {type(config).__name__}")
+    return config.validate()
+
+
+def _layout(tree):
+    if isinstance(tree, dict):
+        return {k: _layout(v) for k, v in tree.items()}
+    return tuple(np.shape(tree))
+
+
+def _check_layout(what, got, want, path=""):
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or set(got) != set(want):
+            found = sorted(got) if isinstance(got, dict) else type(got).__name__
+            raise ValueError(f"restore(): argument 'tree' at {what}{path or ''} must have keys {sorted(want)} "
+                             f"(the layout of this engine's config), got {found}")
+        for k in want:
+            _check_layout(what, got[k], want[k], f"{path}/{k}")
+        return
+    shape = tuple(np.shape(got))
+    if isinstance(got, dict) or shape != want:
+        raise ValueError(f"restore(): argument 'tree' at {what}{path} must have shape {want}, got "
+                         f"{type(got).__name__ if isinstance(got, dict) else shape}")
+
+
+def _as_count(what, v) -> int:
+    a = np.asarray(v)
+    if a.shape != () or not np.issubdtype(a.dtype, np.integer) or int(a) < 0:
+        raise ValueError(f"restore(): argument 'tree' at {what} must be a non-negative 0-d integer, got {v!r}")
+    return int(a)
+
+
+class Engine(abc.ABC):
+    """Base class of the training engines (see the module docstring for the contract)."""
+
+    name = "engine"
+    #: True where the first step compiles (JAX, XLA); the loop says so and leaves it out of the rate.
+    compiles = False
+
+    def __init__(self, config):
+        self.config = as_config(config, type(self).__name__)
+        self._layout = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(config={self.config.name!r}, devices={len(self.devices)})"
+
+    @property
+    @abc.abstractmethod
+    def devices(self) -> list[str]:
+        """Descriptions of the devices the engine trains on."""
+
+    @property
+    def run_info(self) -> dict:
+        """Backend choices a resumed run must reuse (recorded in the run's config.json); none by default."""
+        return {}
+
+    @property
+    def note(self) -> str:
+        """A phrase for the start line of ``trivd train`` (e.g. the compile option); empty by default."""
+        return ""
+
+    # -- the shared state logic ------------------------------------------------
+
+    def initial_tree(self, seed: int) -> dict:
+        """The exported tree of a fresh run: ``init_generator`` then ``init_discriminator`` from ``default_rng(seed)``."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"init(): argument 'seed' must be an int, got {seed!r}")
+        rng = np.random.default_rng(int(seed))
+        g_params, g_state = init_generator(self.config, rng)
+        d_params, d_state = init_discriminator(self.config, rng)
+
+        def zeros(tree):
+            return tree_map(lambda a: np.zeros_like(a, dtype=np.float32), tree)
+
+        return {
+            "step": np.int64(0),
+            "g_params": g_params, "g_state": g_state, "d_params": d_params, "d_state": d_state,
+            "ema": g_params,
+            "opt_g": {"mu": zeros(g_params), "nu": zeros(g_params), "count": np.int64(0)},
+            "opt_d": {"mu": zeros(d_params), "nu": zeros(d_params), "count": np.int64(0)},
+        }
+
+    def init(self, seed: int):
+        """Fresh training state on the engine's device(s) (see :meth:`initial_tree`)."""
+        return self.restore(self.initial_tree(seed))
+
+    def expected_layout(self) -> dict:
+        """Shapes of ``g_params``, ``g_state``, ``d_params``, ``d_state`` for this config (computed once)."""
+        if self._layout is None:
+            rng = np.random.default_rng(0)
+            g_params, g_state = init_generator(self.config, rng)
+            d_params, d_state = init_discriminator(self.config, rng)
+            self._layout = {k: _layout(v) for k, v in (("g_params", g_params), ("g_state", g_state),
+                                                       ("d_params", d_params), ("d_state", d_state))}
+        return self._layout
+
+    def check_tree(self, tree) -> dict:
+        """``tree`` checked against this config's layout (every key, every leaf shape); ``step`` and the Adam
+        counts as Python ints.  ``g_state`` may also hold standing statistics (``"standing"``)."""
+        if not isinstance(tree, dict) or set(tree) != set(EXPORT_KEYS):
+            found = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+            raise ValueError(f"restore(): argument 'tree' must have keys {list(EXPORT_KEYS)}, got {found}")
+        want = self.expected_layout()
+        g_state = tree["g_state"]
+        if isinstance(g_state, dict) and "standing" in g_state:
+            g_state = {k: v for k, v in g_state.items() if k != "standing"}
+        for key, part in (("g_params", tree["g_params"]), ("g_state", g_state), ("d_params", tree["d_params"]),
+                          ("d_state", tree["d_state"])):
+            _check_layout(key, part, want[key])
+        _check_layout("ema", tree["ema"], want["g_params"])
+        out = dict(tree)
+        out["step"] = _as_count("step", tree["step"])
+        for opt, params in (("opt_g", "g_params"), ("opt_d", "d_params")):
+            o = tree[opt]
+            if not isinstance(o, dict) or set(o) != set(OPT_KEYS):
+                raise ValueError(f"restore(): argument 'tree' at {opt} must have keys {list(OPT_KEYS)}")
+            _check_layout(f"{opt}/mu", o["mu"], want[params])
+            _check_layout(f"{opt}/nu", o["nu"], want[params])
+            out[opt] = {**o, "count": _as_count(f"{opt}/count", o["count"])}
+        return out
+
+    def restore(self, tree: dict):
+        """The training state of an exported tree (:meth:`export` of any engine), after :meth:`check_tree`."""
+        return self._restore(self.check_tree(tree))
+
+    # -- what each backend supplies --------------------------------------------
+
+    @abc.abstractmethod
+    def _restore(self, tree: dict):
+        """A checked exported tree -> this engine's training state on its device(s)."""
+
+    @abc.abstractmethod
+    def step(self, ts, inputs: dict):
+        """One training step: ``(ts, metrics)``; must not modify ``ts`` in place."""
+
+    @abc.abstractmethod
+    def export(self, ts) -> dict:
+        """The backend-neutral NumPy tree of ``ts`` (keys :data:`EXPORT_KEYS`)."""
+
+    @abc.abstractmethod
+    def predict(self, ts, cond_frames, z, *, ema: bool = True):
+        """Predicted frames (NumPy) from conditioning frames and latents, in evaluation mode."""
