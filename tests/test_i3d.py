@@ -53,6 +53,7 @@ from reference import i3d as ri  # noqa: E402
 from trivd_core import fvd as tfvd  # noqa: E402
 from trivd_core import i3d, ops  # noqa: E402
 from trivd_core.metrics import FewSamplesWarning  # noqa: E402
+from trivd_core.tree import tree_map  # noqa: E402
 
 RTOL64 = 1e-10
 RTOL_LOGITS32 = 1e-4
@@ -71,7 +72,7 @@ def params64():
 
 @pytest.fixture(scope="module")
 def params32(params64):
-    return tfvd._map(lambda a: a.astype(np.float32), params64)  # noqa: SLF001 - the same weights, rounded
+    return tree_map(lambda a: a.astype(np.float32), params64)  # the same weights, rounded
 
 
 def uniform(seed, shape, dtype=np.float64):
@@ -462,7 +463,7 @@ def test_logits_on_jax_and_torch_match_numpy(fw, params64):
     # its float64 agreement is checked op by op above.  torch: float32 and float64.
     v = uniform(14, (2, 4, 16, 24, 3))  # Conv3d_1a pads 2 before and 3 after on T, H and W
     want = i3d.i3d_logits(params64, v)
-    conv = lambda p, dt: tfvd._map(lambda a: fw.to(a.astype(dt)), p)  # noqa: E731, SLF001
+    conv = lambda p, dt: tree_map(lambda a: fw.to(a.astype(dt)), p)  # noqa: E731
     y32 = fw.back(fw.jit(i3d.i3d_logits)(conv(params64, np.float32), fw.to(v.astype(np.float32))))
     assert y32.dtype == np.float32 and rel_err(y32, want) <= RTOL_LOGITS32
     if fw.name == "torch":  # (torch's float64 CPU convolutions are slow: a smaller input)
@@ -473,7 +474,7 @@ def test_logits_on_jax_and_torch_match_numpy(fw, params64):
 
 def test_logits_on_array_api_strict(params64):
     v = uniform(15, (1, 2, 8, 6, 3))
-    p = tfvd._map(xps.asarray, params64)  # noqa: SLF001
+    p = tree_map(xps.asarray, params64)
     y = i3d.i3d_logits(p, xps.asarray(v))
     assert rel_err(np.asarray(y), i3d.i3d_logits(params64, v)) <= RTOL64
 

@@ -90,7 +90,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import initializers, ops, warping
-from ._validate import check_array, check_choice, check_kernel_size, check_positive_int
+from ._validate import at_the_door, check_array, check_choice, check_kernel_size, check_positive_int
 
 __all__ = ["KINDS", "WARPING_KINDS", "init_cell", "cell_step"]
 
@@ -407,6 +407,7 @@ def _tsru(xp, kind, p, h, x, rho, k):
     return u * h_tilde + (1.0 - u) * c, info  # (10)
 
 
+@at_the_door
 def cell_step(kind: str, params, h, x, *, return_warp: bool = False, activation: str | None = None):
     """One time step of the recurrent unit ``kind`` (see the module docstring and ``reference.cells``).
 

@@ -116,6 +116,11 @@ class Config:
         return d
 
     def validate(self) -> Config:
+        """``self`` if every field is in range (``ValueError`` naming the field otherwise).  A config is frozen,
+        so the answer is remembered: the core's public functions call this on every call."""
+        if self.__dict__.get("_valid"):
+            return self
+
         def bad(field_name, expected):
             raise ValueError(f"config {self.name!r}: field '{field_name}' must be {expected}; got {getattr(self, field_name)!r}")
 
@@ -174,6 +179,7 @@ class Config:
             bad("recon_weight", "a finite float >= 0 (0: the paper's pure GAN objective)")
         if self.truncation is not None and (not number("truncation") or self.truncation < 0):
             bad("truncation", "None or a finite threshold >= 0")
+        object.__setattr__(self, "_valid", True)  # frozen: the fields cannot change, so neither can the answer
         return self
 
 

@@ -94,7 +94,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import nn, ops
-from ._validate import check_array
+from ._validate import at_the_door, check_array
 from .configs import DECOMPOSITIONS, SUB_DISCRIMINATORS, Config, get_config
 from .losses import mixed_projection, projection
 from .video import crop, downsample, sample_frames
@@ -398,6 +398,7 @@ def _check_randomness(fn: str, randomness, names, batch: int, config: Config) ->
         check_array(fn, f"randomness[{key!r}]", randomness[key], shape, integer=True)
 
 
+@at_the_door
 def discriminate(params, state, video, randomness, config, *, train: bool, class_ids=None):
     """Score ``video`` with every sub-discriminator of ``config.decomposition``.
 
@@ -463,6 +464,7 @@ def init_encoder(config, rng: np.random.Generator, *, dtype=np.float32) -> tuple
     return _spec_init(_encoder_spec(config), rng, dtype)
 
 
+@at_the_door
 def encode(params, state, cond_frames, *, train: bool):
     """Encoder E (appendix A): the spatial D network applied framewise to the conditioning frames.
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 from array_api_compat import array_namespace, is_array_api_obj
 
+from ._validate import at_the_door
 from .tree import tree_map
 
 __all__ = ["ema_update"]
@@ -65,6 +66,7 @@ def _copy(x):
     return array_namespace(x).asarray(x, copy=True)
 
 
+@at_the_door
 def ema_update(ema_params, params, decay: float, step, start: int):
     """One EMA update of ``ema_params`` towards ``params`` (see the module docstring); returns the new tree.
 

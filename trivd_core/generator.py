@@ -112,7 +112,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from . import cells, discriminator, layers, nn, ops
-from ._validate import check_array
+from ._validate import at_the_door, check_array
 from .configs import get_config
 from .initializers import orthogonal
 
@@ -545,6 +545,7 @@ def _forward(params, state, cond_frames, z, class_ids, *, train, standing, colle
     return xp.tanh(y), new_state
 
 
+@at_the_door
 def generate(params, state, cond_frames, z, *, train: bool, class_ids=None, standing: bool | None = None,
              t_pred: int | None = None, return_warps: bool = False):
     """Predict ``T_pred`` frames after ``cond_frames`` (appendix A); returns ``(frames, new_state)``.
@@ -603,6 +604,7 @@ def generate(params, state, cond_frames, z, *, train: bool, class_ids=None, stan
 # standing statistics (E.2)
 
 
+@at_the_door
 def accumulate_standing_stats(params, state, batches: Iterable, *, t_pred: int | None = None):
     """Standing statistics of every BN layer of G (appendix E.2); returns the new state.
 
@@ -709,6 +711,7 @@ def _penalized(gp, gs, path=()):
             yield from _penalized(v, s, (*path, key))
 
 
+@at_the_door
 def g_ortho_penalty(params):
     """BigGAN's orthogonality penalty summed over G's spectrally-normalised weights (E.2).
 

@@ -111,7 +111,7 @@ import numpy as np
 from array_api_compat import device
 
 from . import ops
-from ._validate import check_array, check_positive_int
+from ._validate import at_the_door, check_array, check_positive_int
 
 __all__ = [
     "I3D_OPS",
@@ -282,6 +282,7 @@ def _window_slice(x, start, stride, n_out):
 # primitives
 
 
+@at_the_door
 def conv3d_strided(x, w, b=None, stride=(1, 1, 1)):
     """Strided 3-D convolution (cross-correlation) with TensorFlow SAME zero padding, channels last.
 
@@ -318,6 +319,7 @@ def conv3d_strided(x, w, b=None, stride=(1, 1, 1)):
     return y
 
 
+@at_the_door
 def max_pool3d(x, window, stride):
     """3-D max pooling with TensorFlow SAME padding (padding never wins: it is ``-inf``).
 
@@ -365,6 +367,7 @@ def _bilinear_taps(n_in: int, n_out: int, half_pixel_centers: bool) -> tuple[lis
     return lower, upper, lerp
 
 
+@at_the_door
 def resize_bilinear(x, size, *, half_pixel_centers: bool = False):
     """Bilinear resize of the two spatial axes (``-3``, ``-2``) of ``(..., H, W, C)`` to ``size = (h, w)``.
 
@@ -420,6 +423,7 @@ def resize_bilinear(x, size, *, half_pixel_centers: bool = False):
 RESIZE_GRIDS = {"tf1": False, "half_pixel": True}
 
 
+@at_the_door
 def preprocess(video, size=IMAGE_SIZE, *, resize: str = "tf1"):
     """FVD preprocessing: bilinear resize of every frame to ``size`` (224 x 224), values kept in ``[-1, 1]``.
 
@@ -567,6 +571,7 @@ def _mixed(xp, p, block, x):
     return xp.concat([branch_0, branch_1, branch_2, branch_3], axis=4)
 
 
+@at_the_door
 def i3d_logits(params, video):
     """The 400 Kinetics logits of I3D (before the softmax), averaged over time: ``(B, num_classes)``.
 

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from array_api_compat import device
 
 from . import ops
-from ._validate import check_array, same_namespace
+from ._validate import at_the_door, check_array, same_namespace
 
 __all__ = [
     "spectral_normalize",
@@ -127,6 +127,7 @@ def _get(fn: str, params: object, path: tuple[str, ...]):
 # spectral normalisation and orthogonality
 
 
+@at_the_door
 def spectral_normalize(w, u, *, eps: float = 1e-12):
     """One power iteration of spectral normalisation; returns ``(w_sn, u_new)``.
 
@@ -159,6 +160,7 @@ def spectral_normalize(w, u, *, eps: float = 1e-12):
     return w / sigma, u_new
 
 
+@at_the_door
 def orthogonal_penalty(w):
     """BigGAN's orthogonality penalty ``|| W^T W * (1 - I) ||_F^2`` (a 0-d array).
 
@@ -178,6 +180,7 @@ def orthogonal_penalty(w):
 # batch normalisation
 
 
+@at_the_door
 def batch_stats(x, axes):
     """Batch mean and biased variance of ``x`` over ``axes``, both with keepdims.
 
@@ -212,6 +215,7 @@ def _normalize(xp, x, gain, bias, axes, eps, mean, var):
     return (x - mean) / xp.sqrt(var + eps) * gain + bias
 
 
+@at_the_door
 def batch_norm(x, gain, bias, axes, *, eps: float = 1e-5, mean=None, var=None):
     """Batch normalisation ``y = (x - mean) / sqrt(var + eps) * gain + bias``.
 
@@ -231,6 +235,7 @@ def batch_norm(x, gain, bias, axes, *, eps: float = 1e-5, mean=None, var=None):
     return _normalize(xp, x, gain, bias, axes, eps, mean, var)
 
 
+@at_the_door
 def conditional_batch_norm(x, cond, params, *, axes=None, eps: float = 1e-5, mean=None, var=None):
     """Batch normalisation with a per-sample gain and bias affine in ``cond`` (appendix A, E.2).
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from . import ops
-from ._validate import check_array, same_namespace
+from ._validate import at_the_door, check_array, same_namespace
 
 __all__ = ["d_hinge_loss", "g_hinge_loss", "projection", "mixed_projection"]
 
@@ -37,6 +37,7 @@ def _check_scores(fn: str, name: str, s) -> None:
         raise ValueError(f"{fn}(): argument '{name}' must hold at least one score, got shape {tuple(s.shape)}")
 
 
+@at_the_door
 def d_hinge_loss(real_scores, fake_scores):
     """Eq. 13: ``mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))`` over all outputs (0-d)."""
     fn = "d_hinge_loss"
@@ -46,6 +47,7 @@ def d_hinge_loss(real_scores, fake_scores):
     return xp.mean(ops.relu(1 - real_scores)) + xp.mean(ops.relu(1 + fake_scores))
 
 
+@at_the_door
 def g_hinge_loss(fake_scores):
     """Eq. 14: ``-mean(D(G(z)))`` over all outputs (0-d)."""
     fn = "g_hinge_loss"
@@ -65,6 +67,7 @@ def _check_head(fn: str, params, dims) -> tuple:
     return params["w"], params["b"]
 
 
+@at_the_door
 def projection(h, y_embed, params):
     """Projection head: ``o_b = r_x^b + r_xy^b`` with ``r_x^b = h_b . w + b`` and ``r_xy^b = <h_b, y_b>``.
 
@@ -82,6 +85,7 @@ def projection(h, y_embed, params):
     return r_x + r_xy
 
 
+@at_the_door
 def mixed_projection(h, y_embed, params):
     """Eq. 15: ``o[b, b', t] = r_x^{b,t} + sum_{t'} r_xy^{b',t'}``, shape ``(B, B, T)``.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from ._validate import at_the_door
 from .initializers import orthogonal
 from .layers import spectral_normalize
 
@@ -49,6 +50,7 @@ def init_conv3d(rng, c_in: int, c_out: int, k: int = 3, *, sn: bool = True, bias
     return _init(rng, (k, k, k, c_in, c_out), sn=sn, bias=bias, dtype=dtype)
 
 
+@at_the_door
 def sn_weight(params, state, *, train: bool):
     """The (spectrally normalised, if the layer has ``u``) weight and the new state."""
     w = params["w"]
@@ -58,6 +60,7 @@ def sn_weight(params, state, *, train: bool):
     return w_sn, ({**state, "u": u_new} if train else state)
 
 
+@at_the_door
 def linear(params, state, x, *, train: bool):
     w, state = sn_weight(params, state, train=train)
     y = x @ w
@@ -66,11 +69,13 @@ def linear(params, state, x, *, train: bool):
     return y, state
 
 
+@at_the_door
 def conv(params, state, x, *, train: bool):
     w, state = sn_weight(params, state, train=train)
     return ops.conv2d(x, w, params.get("b")), state
 
 
+@at_the_door
 def conv3d(params, state, x, *, train: bool):
     w, state = sn_weight(params, state, train=train)
     return ops.conv3d(x, w, params.get("b")), state

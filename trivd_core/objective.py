@@ -35,13 +35,14 @@ from __future__ import annotations
 from array_api_compat import array_namespace
 
 from . import ops
-from ._validate import check_array
+from ._validate import at_the_door, check_array
 from .discriminator import _as_config, discriminate
 from .losses import d_hinge_loss, g_hinge_loss
 
 __all__ = ["d_loss", "g_loss"]
 
 
+@at_the_door
 def d_loss(d_params, d_state, real_video, fake_video, randomness, config, *, train: bool = True, class_ids=None):
     """Discriminator loss: Eq. 13 summed over the sub-discriminators.
 
@@ -70,6 +71,7 @@ def d_loss(d_params, d_state, real_video, fake_video, randomness, config, *, tra
     return total, aux, new_state
 
 
+@at_the_door
 def g_loss(g_params, g_state, d_params, d_state, cond_frames, z, randomness, config, *, train: bool = True,
            class_ids=None, target_frames=None):
     """Generator loss: Eq. 14 summed over the sub-discriminators + ``ortho_weight`` x orthogonal penalty.

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 
 from array_api_compat import array_namespace, device
 
-from ._validate import check_array, check_kernel_size, check_positive_int, same_namespace
+from ._validate import at_the_door, check_array, check_kernel_size, check_positive_int, same_namespace
 
 __all__ = [
     "OPS",
@@ -122,6 +122,7 @@ def _zeros_like_shape(xp, x, shape):
 # padding
 
 
+@at_the_door
 def pad_hw(x, ph: int, pw: int):
     """Zero-pad the two spatial axes (``-3`` and ``-2``) of a channels-last array by ``ph``/``pw`` on each side."""
     xp = check_array("pad_hw", "x", x)
@@ -169,6 +170,7 @@ def _check_odd_kernel(fn, w, axes):
             )
 
 
+@at_the_door
 def conv2d(x, w, b=None):
     """SAME-padded stride-1 2-D convolution (cross-correlation), channels last.
 
@@ -200,6 +202,7 @@ def conv2d(x, w, b=None):
     return y
 
 
+@at_the_door
 def conv3d(x, w, b=None):
     """SAME-padded stride-1 3-D convolution (cross-correlation), channels last.
 
@@ -242,6 +245,7 @@ def _check_divisible(fn, x, s):
         )
 
 
+@at_the_door
 def avg_pool(x, s: int):
     """Mean over non-overlapping ``s x s`` windows of the spatial axes of ``(..., H, W, C)``."""
     xp = check_array("avg_pool", "x", x)
@@ -258,6 +262,7 @@ def avg_pool(x, s: int):
     return xp.mean(r, axis=(n + 1, n + 3))
 
 
+@at_the_door
 def upsample_nearest(x, s: int):
     """Nearest-neighbour upsampling by ``s`` of the spatial axes of ``(..., H, W, C)``."""
     xp = check_array("upsample_nearest", "x", x)
@@ -281,6 +286,7 @@ def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
     return [((i * size) // out, math.ceil((i + 1) * size / out)) for i in range(out)]
 
 
+@at_the_door
 def adaptive_max_pool(x, out_hw: tuple[int, int] = (4, 4)):
     """Adaptive max-pooling of ``(B, H, W, C)`` to ``(B, oh, ow, C)`` (PyTorch's bin rule, see ``adaptive_bins``)."""
     xp = check_array("adaptive_max_pool", "x", x, ("B", "H", "W", "C"))
@@ -301,6 +307,7 @@ def adaptive_max_pool(x, out_hw: tuple[int, int] = (4, 4)):
 # pixelwise warping (the inner sum of trivd_core.warping.pixelwise_warp)
 
 
+@at_the_door
 def warp_taps(h, W, k: int):
     r"""Sum over the ``k*k`` kernel taps of Eq. 11 (appendix B): a dynamic depth-wise locally connected layer.
 
@@ -331,6 +338,7 @@ def warp_taps(h, W, k: int):
     return shifted_tap_sum(h, W, k, lambda x, ph, pw: _pad_hw(xp, x, ph, pw))
 
 
+@at_the_door
 def shifted_tap_sum(h, W, k: int, pad_hw: Callable):
     """The generic body of :func:`warp_taps`: ``sum_q W[..., q] * shift_q(h_pad)``, each product a new array.
 

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from array_api_compat import device
 
 from . import ops
-from ._validate import check_array, check_positive_int
+from ._validate import at_the_door, check_array, check_positive_int, inside
 
 __all__ = ["sample_frames", "downsample", "crop"]
 
@@ -49,6 +49,7 @@ def _check_video(fn: str, video, dims):
     return check_array(fn, "video", video, ("B", "T", "H", "W", "C"), dims)
 
 
+@at_the_door
 def sample_frames(video, idx):
     """The frames ``idx[b, k]`` of each sample: ``out[b, k] = video[b, idx[b, k]]``.
 
@@ -60,7 +61,8 @@ def sample_frames(video, idx):
     xp = _check_video(fn, video, dims)
     check_array(fn, "idx", idx, ("B", "K"), dims, integer=True)
     T = video.shape[1]
-    ok = _concrete_all(xp, (idx >= 0) & (idx < T))
+    # the range check reads the indices back to the host (a sync on CUDA/XLA): at the door only
+    ok = None if inside() else _concrete_all(xp, (idx >= 0) & (idx < T))
     if ok is False:
         raise ValueError(
             f"{fn}(): argument 'idx' must hold frame indices in [0, {T}) (T of 'video'), "
@@ -72,6 +74,7 @@ def sample_frames(video, idx):
     return xp.take_along_axis(video, index, axis=1)
 
 
+@at_the_door
 def downsample(video, s: int):
     """Average-pool every frame by ``s x s``: ``(B, T, H, W, C) -> (B, T, H/s, W/s, C)``.
 
@@ -97,6 +100,7 @@ def _check_size(fn: str, size, H: int, W: int) -> tuple[int, int]:
     return h, w
 
 
+@at_the_door
 def crop(video, offsets, size):
     """Cut a ``size = (h, w)`` window out of every frame of each sample.
 
@@ -112,7 +116,7 @@ def crop(video, offsets, size):
     h, w = _check_size(fn, size, H, W)
     y0 = offsets[:, 0:1]  # (B, 1)
     x0 = offsets[:, 1:2]
-    ok = _concrete_all(xp, (y0 >= 0) & (y0 <= H - h) & (x0 >= 0) & (x0 <= W - w))
+    ok = None if inside() else _concrete_all(xp, (y0 >= 0) & (y0 <= H - h) & (x0 >= 0) & (x0 <= W - w))
     if ok is False:
         raise ValueError(
             f"{fn}(): argument 'offsets' must hold top-left corners (y, x) with 0 <= y <= {H - h} and "

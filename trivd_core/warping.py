@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from array_api_compat import array_namespace, device, is_array_api_obj
 
 from . import ops
-from ._validate import check_array, check_kernel_size, same_namespace
+from ._validate import at_the_door, check_array, check_kernel_size, same_namespace
 
 __all__ = ["pixelwise_warp", "factorized_kernels", "expected_flow", "combine_flows"]
 
@@ -49,6 +49,7 @@ def _check_taps(fn: str, name: str, x, axis: int, k: int) -> None:
         )
 
 
+@at_the_door
 def pixelwise_warp(h, W, k: int = 3):
     r"""Pixelwise kernel-based warping, Eq. 11 of appendix B.
 
@@ -79,6 +80,7 @@ def pixelwise_warp(h, W, k: int = 3):
     return ops.warp_taps(h, W, k)
 
 
+@at_the_door
 def factorized_kernels(w, S):
     r"""Per-pixel weights from ``N`` factorized kernels, Eq. 12 of appendix B.
 
@@ -107,6 +109,7 @@ def factorized_kernels(w, S):
     return xp.matmul(S, xp.expand_dims(xp.matrix_transpose(w), axis=1))
 
 
+@at_the_door
 def expected_flow(W, k: int = 3):
     r"""Expected kernel-grid displacement under ``W``: the motion field of Fig. 3.
 
@@ -135,6 +138,7 @@ def expected_flow(W, k: int = 3):
     return xp.matmul(W, d)
 
 
+@at_the_door
 def combine_flows(coarse_to_fine: Sequence):
     r"""Combine flow fields across resolutions, coarse to fine (section 4.4, Fig. 3).
 
