@@ -19,8 +19,6 @@ pixels summed over space), so differences stay below ~1e-6 of the largest partia
 
 from __future__ import annotations
 
-import os
-
 import array_api_strict
 import numpy as np
 import pytest
@@ -28,7 +26,7 @@ from _test_helpers import tree_leaves, tree_map
 from numpy.lib.stride_tricks import sliding_window_view
 
 from trivd_core import discriminator as D
-from trivd_core import initializers, nn, ops, summary
+from trivd_core import initializers, nn, summary
 from trivd_core.configs import DECOMPOSITIONS as CONFIG_DECOMPOSITIONS
 from trivd_core.configs import get_config
 
@@ -341,32 +339,6 @@ def test_other_namespaces_match_numpy(ns):
     fg, _ = D.encode(_conv(ns, ep), _conv(ns, es), _conv(ns, v[:, :2]), train=False)
     for r in fw:
         np.testing.assert_allclose(np.asarray(fg[r]), fw[r], rtol=0, atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def jax_fast():
-    """JAX with the backend's lax conv fast paths registered for this module only.
-
-    The generic convolution (a sum of 9 or 27 shifted matmuls per conv) is correct under
-    jit but takes minutes to compile on a small CPU; the fast paths are checked against
-    it by the conformance suite.  Float64 stays off (the backend's activate() would turn
-    it on process-wide).
-    """
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    jax = pytest.importorskip("jax")
-    from array_api_compat import is_jax_namespace
-
-    try:
-        from backends.jax import _fast
-    except ImportError as exc:  # pragma: no cover - the jax backend ships with the project
-        pytest.skip(f"backends.jax not importable: {exc}")
-    active = ops.fast_paths(jax.numpy)  # leave alone what an activated backend registered before us
-    added = [(op, fn) for op, fn in _fast.FAST_PATHS.items() if active.get(op) is not fn]
-    for op, fn in added:
-        ops.register_fast_path(op, is_jax_namespace, fn)
-    yield jax
-    for op, fn in added:
-        ops.unregister_fast_path(op, fn)
 
 
 @pytest.mark.slow

@@ -297,41 +297,6 @@ FAST_POOL_CASES = [((2, 5, 9, 7, 3), (1, 3, 3), (1, 2, 2)), ((1, 4, 6, 6, 2), (3
 FAST_RESIZE_CASES = [((2, 3, 5, 7, 3), (9, 4)), ((1, 6, 8, 2), (3, 5)), ((1, 2, 4, 6, 1), (16, 16)), ((2, 3, 3, 1), (1, 1))]
 
 
-def _register(module_name, predicate_name):
-    """Register a backend's fast paths for this test module only (like tests/test_discriminator.py)."""
-    import array_api_compat
-
-    _fast = pytest.importorskip(module_name)
-    predicate = getattr(array_api_compat, predicate_name)
-    probe = {"is_jax_namespace": "jax.numpy", "is_torch_namespace": "torch"}[predicate_name]
-    import importlib
-
-    xp = array_api_compat.array_namespace(importlib.import_module(probe).asarray(np.zeros(1)))
-    active = ops.fast_paths(xp)
-    added = [(op, fn) for op, fn in _fast.FAST_PATHS.items() if active.get(op) is not fn]
-    for op, fn in added:
-        ops.register_fast_path(op, predicate, fn)
-    return added
-
-
-@pytest.fixture(scope="module")
-def jax_fast():
-    jax = pytest.importorskip("jax")
-    added = _register("backends.jax._fast", "is_jax_namespace")
-    yield jax
-    for op, fn in added:
-        ops.unregister_fast_path(op, fn)
-
-
-@pytest.fixture(scope="module")
-def torch_fast():
-    torch = pytest.importorskip("torch")
-    added = _register("backends.torch._fast", "is_torch_namespace")
-    yield torch
-    for op, fn in added:
-        ops.unregister_fast_path(op, fn)
-
-
 class FW:
     """One framework with its fast paths registered: conversions, a float64 context and jit (JAX only)."""
 

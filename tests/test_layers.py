@@ -435,23 +435,9 @@ def test_reference_rejects_bad_input():
 # the same core code on torch tensors and jax arrays (float32; jax runs without x64)
 
 
-def framework_asarray(name):
-    if name == "torch":
-        return pytest.importorskip("torch").asarray
-    return pytest.importorskip("jax.numpy").asarray
-
-
-def compiled(name, f, static_argnums=()):
-    """``f`` under ``jax.jit`` for JAX (one compilation instead of one per eager op, and a check that the
-    function traces), ``f`` itself for torch."""
-    if name == "jax":
-        return pytest.importorskip("jax").jit(f, static_argnums=static_argnums)
-    return f
-
-
-@pytest.mark.parametrize("framework", ["torch", "jax"])
-def test_layers_run_on_torch_and_jax(framework):
-    asarray = framework_asarray(framework)
+def test_layers_run_on_every_array_library_and_under_jit(xp):
+    """float32 on every library of the ``xp`` fixture; on JAX under ``jax.jit``."""
+    asarray = xp.ns.asarray
 
     def conv(tree):
         return {k: conv(v) for k, v in tree.items()} if isinstance(tree, dict) else asarray(f32(tree))
@@ -462,16 +448,16 @@ def test_layers_run_on_torch_and_jax(framework):
     rng = np.random.default_rng(11)
     w, u = rng.standard_normal((3, 3, 2, 4)), rng.standard_normal(4)
     up = lambda a: f32(a).astype(np.float64)  # noqa: E731  (the reference sees the same float32 values)
-    w_sn, u_new = compiled(framework, core.spectral_normalize)(conv(w), conv(u))
+    w_sn, u_new = xp.compile(core.spectral_normalize)(conv(w), conv(u))
     w_ref, u_ref = ref.spectral_normalize(up(w), up(u))
     close32(np.asarray(w_sn), w_ref)
     close32(np.asarray(u_new), u_ref)
-    close32(np.asarray(compiled(framework, core.orthogonal_penalty)(conv(w))), ref.orthogonal_penalty(up(w)))
+    close32(np.asarray(xp.compile(core.orthogonal_penalty)(conv(w))), ref.orthogonal_penalty(up(w)))
     x, cond = rng.standard_normal((2, 3, 2, 3, 2)), rng.standard_normal((2, 3))
     p = cbn_params(rng, 3, 2, 0.5)
-    y = compiled(framework, core.conditional_batch_norm)(conv(x), conv(cond), conv(p))
+    y = xp.compile(core.conditional_batch_norm)(conv(x), conv(cond), conv(p))
     close32(np.asarray(y), ref.conditional_batch_norm(up(x), up(cond), cast(cast(p, np.float32), np.float64)))
-    bn = compiled(framework, core.batch_norm, static_argnums=3)
+    bn = xp.compile(core.batch_norm, static_argnums=3)
     close32(
         np.asarray(bn(conv(x), conv(np.ones(2)), conv(np.zeros(2)), (0, 1, 2, 3))),
         ref.batch_norm(up(x), np.ones(2), np.zeros(2), (0, 1, 2, 3)),

@@ -238,23 +238,9 @@ def test_projection_errors():
 # the same core code on torch tensors and jax arrays (float32; jax runs without x64)
 
 
-def framework_asarray(name):
-    if name == "torch":
-        return pytest.importorskip("torch").asarray
-    return pytest.importorskip("jax.numpy").asarray
-
-
-def compiled(name, f, static_argnums=()):
-    """``f`` under ``jax.jit`` for JAX (one compilation instead of one per eager op, and a check that the
-    function traces), ``f`` itself for torch."""
-    if name == "jax":
-        return pytest.importorskip("jax").jit(f, static_argnums=static_argnums)
-    return f
-
-
-@pytest.mark.parametrize("framework", ["torch", "jax"])
-def test_losses_run_on_torch_and_jax(framework):
-    asarray = framework_asarray(framework)
+def test_losses_run_on_every_array_library_and_under_jit(xp):
+    """float32 on every library of the ``xp`` fixture; on JAX under ``jax.jit``."""
+    asarray = xp.ns.asarray
 
     def conv(tree):
         return {k: conv(v) for k, v in tree.items()} if isinstance(tree, dict) else asarray(f32(tree))
@@ -262,11 +248,11 @@ def test_losses_run_on_torch_and_jax(framework):
     rng = np.random.default_rng(12)
     h, y, p = f32(rng.standard_normal((2, 3, 4))), f32(rng.standard_normal((2, 4))), f32(head(rng, 4))
     close32(
-        np.asarray(compiled(framework, core.mixed_projection)(conv(h), conv(y), conv(p))), ref.mixed_projection(h, y, p)
+        np.asarray(xp.compile(core.mixed_projection)(conv(h), conv(y), conv(p))), ref.mixed_projection(h, y, p)
     )
     close32(
-        np.asarray(compiled(framework, core.projection)(conv(h[:, 1]), conv(y), conv(p))), ref.projection(h[:, 1], y, p)
+        np.asarray(xp.compile(core.projection)(conv(h[:, 1]), conv(y), conv(p))), ref.projection(h[:, 1], y, p)
     )
     real, fake = f32(rng.standard_normal((2, 2, 3))), f32(rng.standard_normal((2, 2, 3)))
-    close32(np.asarray(compiled(framework, core.d_hinge_loss)(conv(real), conv(fake))), ref.d_hinge_loss(real, fake))
-    close32(np.asarray(compiled(framework, core.g_hinge_loss)(conv(fake))), ref.g_hinge_loss(fake))
+    close32(np.asarray(xp.compile(core.d_hinge_loss)(conv(real), conv(fake))), ref.d_hinge_loss(real, fake))
+    close32(np.asarray(xp.compile(core.g_hinge_loss)(conv(fake))), ref.g_hinge_loss(fake))

@@ -12,8 +12,6 @@ exactly.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from _test_helpers import tree_leaves, tree_map
@@ -216,26 +214,6 @@ def test_g_loss_gradients_reach_generator_and_encoder(gen, torch_detach):
 
 # ---------------------------------------------------------------------------
 # jax: the D step under jit with traced randomness, and its gradient
-
-
-@pytest.fixture(scope="module")
-def jax_fast():
-    """JAX with the backend's lax conv fast paths registered for this module only (see test_discriminator)."""
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    jax = pytest.importorskip("jax")
-    from array_api_compat import is_jax_namespace
-
-    try:
-        from backends.jax import _fast
-    except ImportError as exc:  # pragma: no cover
-        pytest.skip(f"backends.jax not importable: {exc}")
-    active = ops.fast_paths(jax.numpy)  # leave alone what an activated backend registered before us
-    added = [(op, fn) for op, fn in _fast.FAST_PATHS.items() if active.get(op) is not fn]
-    for op, fn in added:
-        ops.register_fast_path(op, is_jax_namespace, fn)
-    yield jax
-    for op, fn in added:
-        ops.unregister_fast_path(op, fn)
 
 
 @pytest.mark.slow

@@ -37,24 +37,9 @@ from array_api_compat import array_namespace, device
 
 from ._validate import at_the_door, check_array, check_kernel_size, check_positive_int, same_namespace
 
-__all__ = [
-    "OPS",
-    "register_fast_path",
-    "unregister_fast_path",
-    "fast_paths",
-    "generic_only",
-    "pad_hw",
-    "conv2d",
-    "conv3d",
-    "avg_pool",
-    "upsample_nearest",
-    "adaptive_max_pool",
-    "warp_taps",
-    "stop_gradient",
-    "sigmoid",
-    "relu",
-    "softmax",
-]
+__all__ = ["OPS", "register_fast_path", "unregister_fast_path", "fast_paths", "generic_only",
+           "pad_hw", "conv2d", "conv3d", "avg_pool", "upsample_nearest", "adaptive_max_pool", "warp_taps",
+           "stop_gradient", "sigmoid", "relu", "softmax"]
 
 #: Names a backend may supply a fast path for.
 OPS = ("pad_hw", "conv2d", "conv3d", "avg_pool", "upsample_nearest", "adaptive_max_pool", "warp_taps", "stop_gradient",

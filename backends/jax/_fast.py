@@ -22,21 +22,6 @@ from jax import lax
 from trivd_core.i3d import same_padding  # also adds the I3D op names to the fast-path hook
 from trivd_core.ops import adaptive_bins, shifted_tap_sum
 
-__all__ = [
-    "FAST_PATHS",
-    "pad_hw",
-    "conv2d",
-    "conv3d",
-    "avg_pool",
-    "upsample_nearest",
-    "adaptive_max_pool",
-    "warp_taps",
-    "stop_gradient",
-    "conv3d_strided",
-    "max_pool3d",
-    "resize_bilinear",
-]
-
 _HIGHEST = lax.Precision.HIGHEST
 
 
@@ -179,3 +164,5 @@ FAST_PATHS = {
     "max_pool3d": max_pool3d,
     "resize_bilinear": resize_bilinear,
 }
+
+__all__ = ["FAST_PATHS", *FAST_PATHS]

@@ -25,21 +25,6 @@ from trivd_core.ops import shifted_tap_sum
 
 from ..common import env_flag
 
-__all__ = [
-    "FAST_PATHS",
-    "pad_hw",
-    "conv2d",
-    "conv3d",
-    "avg_pool",
-    "upsample_nearest",
-    "adaptive_max_pool",
-    "warp_taps",
-    "stop_gradient",
-    "conv3d_strided",
-    "max_pool3d",
-    "resize_bilinear",
-]
-
 
 def pad_hw(x, ph, pw):
     # F.pad lists (before, after) pairs from the last axis backwards: C, W, H.
@@ -277,6 +262,8 @@ FAST_PATHS = {
     "max_pool3d": max_pool3d,
     "resize_bilinear": resize_bilinear,
 }
+
+__all__ = ["FAST_PATHS", *FAST_PATHS]
 
 
 def register() -> None:
