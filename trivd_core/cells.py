@@ -198,12 +198,7 @@ def init_cell(kind: str, c_in: int, c_hidden: int, k: int = 3, *, rng, dtype=np.
     n = _check_n(fn, kind, n_kernels, k)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{fn}(): argument 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as e:
-        raise TypeError(f"{fn}(): argument 'dtype' must be a NumPy floating dtype, got {dtype!r}") from e
-    if not np.issubdtype(dt, np.floating):
-        raise TypeError(f"{fn}(): argument 'dtype' must be a NumPy floating dtype (float32 or float64), got {dt}")
+    dt = initializers.check_dtype(fn, dtype)
     shapes = _shapes(kind, c_in, c_hidden, k, n)
     params: dict = {}
     for path, shape in _paths(shapes):

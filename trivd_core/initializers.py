@@ -59,7 +59,8 @@ def _check_shape(fn: str, shape: object, min_ndim: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _check_dtype(fn: str, dtype: object) -> np.dtype:
+def check_dtype(fn: str, dtype: object) -> np.dtype:
+    """``dtype`` as a NumPy floating dtype (``TypeError`` naming ``fn`` otherwise)."""
     try:
         dt = np.dtype(dtype)
     except TypeError as e:
@@ -78,7 +79,7 @@ def orthogonal(rng: np.random.Generator, shape: Sequence[int], dtype=np.float32)
     fn = "orthogonal"
     _check_rng(fn, rng)
     shape = _check_shape(fn, shape, 2)
-    dt = _check_dtype(fn, dtype)
+    dt = check_dtype(fn, dtype)
     c_out = shape[-1]
     fan_in = math.prod(shape[:-1])
     tall = fan_in >= c_out
@@ -96,4 +97,4 @@ def zeros(shape: Sequence[int], dtype=np.float32) -> np.ndarray:
     """Zero array of ``shape`` (biases)."""
     fn = "zeros"
     shape = _check_shape(fn, shape, 1)
-    return np.zeros(shape, dtype=_check_dtype(fn, dtype))
+    return np.zeros(shape, dtype=check_dtype(fn, dtype))

@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 
 from trivd_core.i3d import same_padding  # also adds the I3D op names to the fast-path hook
-from trivd_core.ops import adaptive_bins, shifted_tap_sum
+from trivd_core.ops import OPS, adaptive_bins, shifted_tap_sum
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -151,18 +151,6 @@ def resize_bilinear(x, size):
 
 
 #: op name -> fast path, in the order they are registered.
-FAST_PATHS = {
-    "pad_hw": pad_hw,
-    "conv2d": conv2d,
-    "conv3d": conv3d,
-    "avg_pool": avg_pool,
-    "upsample_nearest": upsample_nearest,
-    "adaptive_max_pool": adaptive_max_pool,
-    "warp_taps": warp_taps,
-    "stop_gradient": stop_gradient,
-    "conv3d_strided": conv3d_strided,
-    "max_pool3d": max_pool3d,
-    "resize_bilinear": resize_bilinear,
-}
+FAST_PATHS = {op: globals()[op] for op in OPS}
 
 __all__ = ["FAST_PATHS", *FAST_PATHS]

@@ -21,7 +21,7 @@ from array_api_compat import torch as torch_xp
 
 from trivd_core import ops
 from trivd_core.i3d import same_padding  # also adds the I3D op names to the fast-path hook
-from trivd_core.ops import shifted_tap_sum
+from trivd_core.ops import OPS, shifted_tap_sum
 
 from ..common import env_flag
 
@@ -249,19 +249,7 @@ def resize_bilinear(x, size):
 
 
 #: op name -> fast path.
-FAST_PATHS = {
-    "pad_hw": pad_hw,
-    "conv2d": conv2d,
-    "conv3d": conv3d,
-    "avg_pool": avg_pool,
-    "upsample_nearest": upsample_nearest,
-    "adaptive_max_pool": adaptive_max_pool,
-    "warp_taps": warp_taps,
-    "stop_gradient": stop_gradient,
-    "conv3d_strided": conv3d_strided,
-    "max_pool3d": max_pool3d,
-    "resize_bilinear": resize_bilinear,
-}
+FAST_PATHS = {op: globals()[op] for op in OPS}
 
 __all__ = ["FAST_PATHS", *FAST_PATHS]
 
