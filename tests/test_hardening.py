@@ -291,12 +291,12 @@ def test_run_artifacts_follow_the_umask(tmp_path):
 
 
 def test_ctrl_c_while_starting_is_one_line(tmp_path, capsys, monkeypatch):
-    import trivd.cli as cli
+    import trivd.train as train_cmd
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_cmd_train", interrupted)
+    monkeypatch.setattr(train_cmd, "run", interrupted)
     assert main(["train", "--run-dir", str(tmp_path / "r")]) == 130
     assert capsys.readouterr().err.strip() == "trivd: interrupted"
 

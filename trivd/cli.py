@@ -50,15 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: subcommands that parse their own arguments
-_OWN_PARSERS = {"conform": conform.run, "bench": bench.run}
-_FRONT_ENDS = {"info": info.run, "train": train.run, "eval": eval_cmd.run, "predict": predict.run}
+#: subcommand -> its front end (each module's ``run``, looked up when called); conform and bench parse their own
+_OWN_PARSERS = {"conform": conform, "bench": bench}
+_FRONT_ENDS = {"info": info, "train": train, "eval": eval_cmd, "predict": predict}
 
 
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _OWN_PARSERS:
-        return _OWN_PARSERS[argv[0]](argv[1:])
+        return _OWN_PARSERS[argv[0]].run(argv[1:])
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # the subcommand's usage, not the top-level one
@@ -67,7 +67,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return _FRONT_ENDS[args.command](args)
+    return _FRONT_ENDS[args.command].run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

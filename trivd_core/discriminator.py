@@ -94,10 +94,10 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import nn, ops
-from ._validate import at_the_door, check_array
+from ._validate import at_the_door, check_array, inside
 from .configs import DECOMPOSITIONS, SUB_DISCRIMINATORS, Config, get_config
 from .losses import mixed_projection, projection
-from .video import crop, downsample, sample_frames
+from .video import check_crop_offsets, check_frame_indices, crop, downsample, sample_frames
 
 __all__ = [
     "SUB_DISCRIMINATORS",
@@ -396,6 +396,13 @@ def _check_randomness(fn: str, randomness, names, batch: int, config: Config) ->
                              f"{config.decomposition!r} (sub-discriminators {', '.join(names)}); "
                              f"found {sorted(randomness)}")
         check_array(fn, f"randomness[{key!r}]", randomness[key], shape, integer=True)
+        if not inside():  # the ranges sample_frames / crop would check, here at the door
+            r = config.resolution
+            if key == "idx":
+                check_frame_indices(fn, randomness[key], config.t_total, name="randomness['idx']")
+            else:
+                check_crop_offsets(fn, randomness[key], (r, r), (r // config.s, r // config.s),
+                                   name="randomness['offsets']")
 
 
 @at_the_door

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from array_api_compat import device
+from array_api_compat import array_namespace, device
 
 from . import ops
 from ._validate import at_the_door, check_array, check_positive_int, inside
@@ -43,6 +43,27 @@ def _concrete_all(xp, cond) -> bool | None:
         return bool(xp.all(cond))
     except TypeError:  # the standard's error for a value that cannot be read (JAX tracers subclass it)
         return None
+
+
+def check_frame_indices(fn: str, idx, T: int, name: str = "idx") -> None:
+    """``ValueError`` unless every ``idx`` is a frame index in ``[0, T)`` (skipped for traced values)."""
+    xp = array_namespace(idx)
+    if _concrete_all(xp, (idx >= 0) & (idx < T)) is False:
+        raise ValueError(f"{fn}(): argument '{name}' must hold frame indices in [0, {T}) (T of 'video'), "
+                         f"got values in [{int(xp.min(idx))}, {int(xp.max(idx))}]")
+
+
+def check_crop_offsets(fn: str, offsets, frame: tuple, size: tuple, name: str = "offsets") -> None:
+    """``ValueError`` unless every ``(y, x)`` corner of ``offsets`` lets a ``size`` crop fit in ``frame``."""
+    xp = array_namespace(offsets)
+    (H, W), (h, w) = frame, size
+    y0, x0 = offsets[:, 0:1], offsets[:, 1:2]
+    if _concrete_all(xp, (y0 >= 0) & (y0 <= H - h) & (x0 >= 0) & (x0 <= W - w)) is False:
+        raise ValueError(
+            f"{fn}(): argument '{name}' must hold top-left corners (y, x) with 0 <= y <= {H - h} and "
+            f"0 <= x <= {W - w} so that a ({h}, {w}) crop fits in the ({H}, {W}) frame, "
+            f"got y in [{int(xp.min(y0))}, {int(xp.max(y0))}], x in [{int(xp.min(x0))}, {int(xp.max(x0))}]"
+        )
 
 
 def _check_video(fn: str, video, dims):
@@ -61,13 +82,8 @@ def sample_frames(video, idx):
     xp = _check_video(fn, video, dims)
     check_array(fn, "idx", idx, ("B", "K"), dims, integer=True)
     T = video.shape[1]
-    # the range check reads the indices back to the host (a sync on CUDA/XLA): at the door only
-    ok = None if inside() else _concrete_all(xp, (idx >= 0) & (idx < T))
-    if ok is False:
-        raise ValueError(
-            f"{fn}(): argument 'idx' must hold frame indices in [0, {T}) (T of 'video'), "
-            f"got values in [{int(xp.min(idx))}, {int(xp.max(idx))}]"
-        )
+    if not inside():  # the range check reads the indices back to the host (a sync on CUDA/XLA): at the door only
+        check_frame_indices(fn, idx, T)
     B, K = idx.shape
     _, _, H, W, C = video.shape
     index = xp.broadcast_to(xp.reshape(idx, (B, K, 1, 1, 1)), (B, K, H, W, C))
@@ -114,15 +130,10 @@ def crop(video, offsets, size):
     check_array(fn, "offsets", offsets, ("B", 2), dims, integer=True)
     B, T, H, W, C = video.shape
     h, w = _check_size(fn, size, H, W)
+    if not inside():  # a host read, as above
+        check_crop_offsets(fn, offsets, (H, W), (h, w))
     y0 = offsets[:, 0:1]  # (B, 1)
     x0 = offsets[:, 1:2]
-    ok = None if inside() else _concrete_all(xp, (y0 >= 0) & (y0 <= H - h) & (x0 >= 0) & (x0 <= W - w))
-    if ok is False:
-        raise ValueError(
-            f"{fn}(): argument 'offsets' must hold top-left corners (y, x) with 0 <= y <= {H - h} and "
-            f"0 <= x <= {W - w} so that a ({h}, {w}) crop fits in the ({H}, {W}) frame, "
-            f"got y in [{int(xp.min(y0))}, {int(xp.max(y0))}], x in [{int(xp.min(x0))}, {int(xp.max(x0))}]"
-        )
     dev = device(offsets)
     rows = y0 + xp.reshape(xp.arange(h, dtype=offsets.dtype, device=dev), (1, h))  # (B, h)
     cols = x0 + xp.reshape(xp.arange(w, dtype=offsets.dtype, device=dev), (1, w))  # (B, w)
