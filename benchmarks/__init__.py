@@ -1,4 +1,4 @@
-"""Benchmarks of trivd (issue 7): the cost columns of the paper's Table 1, the recurrent units' costs,
+"""Benchmarks of trivd: the cost columns of the paper's Table 1, the recurrent units' costs,
 and the warps and the training step against the machine's measured limits.
 
 ``python -m benchmarks`` (``trivd bench``) runs them; see :mod:`benchmarks.run` for what is

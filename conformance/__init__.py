@@ -28,7 +28,6 @@ _EXPORTS = {
     "main": "runner",
     "Target": "targets",
     "get_target": "targets",
-    "port_target": "targets",
 }
 
 __all__ = list(_EXPORTS)

@@ -107,7 +107,7 @@ rounding changes beyond what the tolerances cover), one graph per check on XLA,
 eager on torch; the two gradients are one ``value_and_grad`` each, cached per
 (target, dtype).  Measured on the shared 2-core machine under load average ~7:
 numpy/array_api_strict (no gradients) ~60 s for the whole file, torch ~60 s;
-JAX is dominated by XLA compile time (minutes; see the report to the lead).
+JAX is dominated by XLA compile time (minutes: about 190 s in float32 and 95 s in float64 on 2 cores).
 Skip files do not apply to model checks (their names are not op records).
 """
 

@@ -10,7 +10,7 @@ and where to find the function a record names:
 * ``"array_api_strict"``: ``trivd_core`` on ``array_api_strict`` arrays, API
   version :data:`STRICT_API_VERSION` (the suite's proof that the core uses the
   standard only).
-* ``"port:<module>"`` (or :func:`port_target`): a third-party module exposing
+* ``"port:<module>"`` (or :class:`PortTarget`): a third-party module exposing
   any subset of the public names with the documented conventions, NumPy in and
   NumPy out.  Names it lacks are reported ``missing``, and so is an op for which
   it raises ``NotImplementedError`` (e.g. a cell kind it does not implement).
@@ -39,7 +39,6 @@ __all__ = [
     "BackendTarget",
     "PortTarget",
     "get_target",
-    "port_target",
     "STRICT_API_VERSION",
     "Missing",
     "target_or_unavailable",
@@ -205,10 +204,6 @@ class PortTarget(Target):
             return fn(*args, **kwargs)
         except NotImplementedError as exc:
             raise Missing(str(exc) or "NotImplementedError") from exc
-
-
-def port_target(module: str | ModuleType) -> PortTarget:
-    return PortTarget(module)
 
 
 def get_target(spec: str | Target) -> Target:

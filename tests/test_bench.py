@@ -1,4 +1,4 @@
-"""Tests of the benchmark package (``benchmarks/``, issue 7).
+"""Tests of the benchmark package (``benchmarks/``).
 
 No timing is asserted: the machine is shared and the numbers are what the benchmark
 reports, not what it checks.  What is checked:

@@ -1,4 +1,4 @@
-"""`trivd eval` and its pieces (issue 6, items 3, 4, 6): runs, standing statistics, best of l, the copy
+"""`trivd eval` and its pieces: runs, standing statistics, best of l, the copy
 baseline, eval.json and plots, held-out splits and the BAIR balanced split.
 
 Expected values are derived independently of the code under test:

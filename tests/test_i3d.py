@@ -1,4 +1,4 @@
-"""Tests of the I3D feature network and the FVD / IS pipeline (issue 6, items 1-2).
+"""Tests of the I3D feature network and the FVD / IS pipeline.
 
 trivd_core/i3d.py, reference/i3d.py, trivd_core/fvd.py, the I3D fast paths of
 backends/{jax,torch}/_fast.py and backends/torch/i3d_script.py.

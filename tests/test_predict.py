@@ -1,4 +1,4 @@
-"""`trivd predict` and the motion field of Fig. 3 (issue 6, item 5).
+"""`trivd predict` and the motion field of Fig. 3.
 
 The motion pipeline is checked on a *hand-set* checkpoint: in every stage's TSRU (and PTSRU) the
 hyper-network is made to output a one-hot kernel on a chosen tap, whatever its input:

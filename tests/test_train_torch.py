@@ -1,4 +1,4 @@
-"""The PyTorch training engine (issue 5, item 2 torch side, item 4): Adam, resume bit-exactness, JAX <-> torch.
+"""The PyTorch training engine: Adam, resume bit-exactness, JAX <-> torch.
 
 What is checked, and why the tolerances are what they are:
 

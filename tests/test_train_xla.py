@@ -1,4 +1,4 @@
-"""The torch_xla training engine (issue 5, item 3): one SPMD step on 4 virtual devices == the step on 1 device.
+"""The torch_xla training engine: one SPMD step on 4 virtual devices == the step on 1 device.
 
 torch_xla fixes its device count (``PJRT_DEVICE=CPU CPU_NUM_DEVICES=n``) and SPMD
 mode when its runtime starts, so each run is a fresh subprocess of this

@@ -114,7 +114,6 @@ from . import ops
 from ._validate import at_the_door, check_array, check_positive_int
 
 __all__ = [
-    "I3D_OPS",
     "MIXED_CHANNELS",
     "BN_EPS",
     "IMAGE_SIZE",
@@ -136,9 +135,6 @@ __all__ = [
     "verify_sha256",
     "resolve_weights_path",
 ]
-
-#: Fast-path names this module adds to the hook of :mod:`trivd_core.ops`.
-I3D_OPS = ("conv3d_strided", "max_pool3d", "resize_bilinear")
 
 
 #: Output channels of every Mixed block: (b0, b1a, b1b, b2a, b2b, b3), see the module docstring.
@@ -616,7 +612,6 @@ _LEAF_TO_NPZ = {
     "moving_mean": "batch_norm/moving_mean",
     "moving_variance": "batch_norm/moving_variance",
 }
-_NPZ_TO_LEAF = {v: k for k, v in _LEAF_TO_NPZ.items()}
 #: Prefix of the variables in DeepMind's RGB checkpoint; stripped when present.
 CHECKPOINT_PREFIX = "RGB/inception_i3d/"
 

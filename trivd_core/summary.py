@@ -24,26 +24,20 @@ therefore taken from shapes only:
 * discriminators and encoder: ``discriminator.discriminator_shapes`` /
   ``encoder_shapes`` return the parameter shapes from the same layer specification
   that ``init_discriminator`` / ``init_encoder`` initialise from;
-* generator: ``init_generator`` itself is run with the orthogonal initialiser replaced,
-  for the duration of the call, by ``np.zeros`` (lazily allocated pages, no QR), so the
-  count follows the real init code path and cannot drift from it.  The replacement
-  patches the name ``orthogonal`` in every loaded ``trivd_core`` module and is undone
-  on exit; it is not thread-safe (do not initialise models concurrently with
-  :func:`describe`).
+* generator: ``generator.generator_shapes`` likewise, from the specification
+  ``init_generator`` draws from (tests compare the two on the small configs).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from . import discriminator as _disc
-from . import initializers
 from .configs import DECOMPOSITIONS as _DECOMPOSITION_NAMES
+from .generator import generator_shapes
 
 __all__ = ["param_count", "pixels_per_video", "decomposition_pixels", "model_param_counts", "describe"]
 
@@ -90,50 +84,20 @@ def decomposition_pixels(config) -> dict[str, int]:
     return {d: pixels_per_video(config.replace(decomposition=d))["total"] for d in _DECOMPOSITION_NAMES}
 
 
-@contextlib.contextmanager
-def _shape_only_init() -> Iterator[None]:
-    """Temporarily make ``orthogonal`` return lazily allocated zeros (see the module docstring)."""
-    original = initializers.orthogonal
-
-    def zeros(rng, shape, dtype=np.float32):
-        return np.zeros(tuple(int(d) for d in shape), dtype=dtype)
-
-    patched = []
-    for mod_name, mod in list(sys.modules.items()):
-        if (mod_name == "trivd_core" or mod_name.startswith("trivd_core.")) and getattr(mod, "orthogonal", None) is original:
-            patched.append(mod)
-            mod.orthogonal = zeros
-    try:
-        yield
-    finally:
-        for mod in patched:
-            mod.orthogonal = original
-
-
-def _generator_counts(config) -> dict[str, int] | None:
-    try:
-        from .generator import init_generator
-    except ImportError:
-        return None
-    with _shape_only_init():
-        params, _ = init_generator(config, np.random.default_rng(0))
-    out = {"G": param_count(params["G"]) if isinstance(params, Mapping) and "G" in params else param_count(params)}
-    if isinstance(params, Mapping) and "E" in params:
-        out["E_in_G"] = param_count(params["E"])
-    return out
+def _generator_counts(config) -> dict[str, int]:
+    shapes = generator_shapes(config)
+    return {"G": param_count(shapes["G"]), "E_in_G": param_count(shapes["E"])}
 
 
 def model_param_counts(config) -> dict[str, int]:
-    """Parameter counts: ``"G"`` (without E, if the generator is importable), ``"E"``, and one per sub-discriminator.
+    """Parameter counts: ``"G"`` (without E), ``"E"``, and one per sub-discriminator.
 
     ``"D"`` is the sum over the sub-discriminators.  Spectral-norm vectors and BN
     statistics are state, not parameters, and are not counted.
     """
     config = _disc._as_config("model_param_counts", config)
     out: dict[str, int] = {}
-    g = _generator_counts(config)
-    if g is not None:
-        out["G"] = g["G"]
+    out["G"] = _generator_counts(config)["G"]
     out["E"] = param_count(_disc.encoder_shapes(config))
     d_shapes = _disc.discriminator_shapes(config)
     for name, shapes in d_shapes.items():

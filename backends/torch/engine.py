@@ -1,6 +1,6 @@
 """Training engines of the PyTorch backends: :class:`TorchEngine` (CPU / CUDA) and :class:`XlaEngine` (torch_xla).
 
-An engine is the backend-specific half of training (issue 5): it owns the
+An engine is the backend-specific half of training: it owns the
 parameters, optimiser states and model states as tensors and performs one training
 step of the paper's schedule (appendix E.3: ``config.d_steps`` discriminator updates,
 then one generator update) from inputs the shared loop (``trivd_core.train``) drew

@@ -1,4 +1,4 @@
-"""Multi-device readiness (issue 3, item 5): batch statistics of a batch sharded over 4 virtual CPU devices.
+"""Multi-device readiness: batch statistics of a batch sharded over 4 virtual CPU devices.
 
 The device count of JAX (``XLA_FLAGS=--xla_force_host_platform_device_count=4``)
 and of torch_xla (``CPU_NUM_DEVICES=4``, SPMD mode) is fixed when the framework
