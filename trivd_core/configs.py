@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .cells import KINDS
 
-__all__ = ["Config", "CONFIGS", "get_config", "load_config", "config_from_mapping", "parse_overrides",
+__all__ = ["Config", "CONFIGS", "get_config", "as_config", "load_config", "config_from_mapping", "parse_overrides",
            "parse_assignments", "CELL_KINDS",
            "DECOMPOSITIONS", "HEADS"]
 
@@ -250,6 +250,19 @@ def _coerce(field_name: str, ftype: str, value, source: str):
 
 def _field_types() -> dict[str, str]:
     return {f.name: str(f.type) for f in dataclasses.fields(Config)}
+
+
+def as_config(fn: str, config) -> Config:
+    """``config`` (a :class:`Config` or a registered name) as a validated Config; errors name the function ``fn``.
+
+    The one coercion every public function that takes a config uses.
+    """
+    if isinstance(config, str):
+        config = get_config(config)
+    if not isinstance(config, Config):
+        raise TypeError(f"{fn}(): argument 'config' must be a trivd_core.configs.Config or a config name, "
+                        f"got {type(config).__name__}")
+    return config.validate()
 
 
 def config_from_mapping(values, *, source: str = "config") -> Config:

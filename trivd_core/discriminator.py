@@ -1,4 +1,4 @@
-"""Discriminators, their input decompositions and the encoder E (paper appendix A, section 3.1, Table 1, E.1).
+"""Discriminators and their input decompositions (paper appendix A, section 3.1, Table 1, E.1).
 
 Network (appendix A: "almost identical to BigGAN's discriminator")
 -----------------------------------------------------------------
@@ -54,11 +54,8 @@ decomposition needs), drawn by :func:`sample_randomness`.
 
 Encoder E (appendix A)
 ----------------------
-"An encoder E, identical to the spatial discriminator network, is applied to the
-conditioning frames" framewise; the generator reads its block outputs at the resolutions
-of its three recurrent units, ``resolution // 8``, ``// 4``, ``// 2``, i.e. the outputs of
-blocks 2, 1 and 0.  E therefore holds only those three blocks (blocks 3-4 and the head
-would receive no gradient); see :func:`encode`.
+E is the first three blocks of the spatial network (:mod:`trivd_core.encoder`; its
+names are re-exported here).  The blocks themselves are :mod:`trivd_core.dblocks`.
 
 Parameter and state trees
 -------------------------
@@ -94,8 +91,11 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import nn, ops
+from . import spec as spec_lib
 from ._validate import at_the_door, check_array, inside
-from .configs import DECOMPOSITIONS, SUB_DISCRIMINATORS, Config, get_config
+from .configs import DECOMPOSITIONS, SUB_DISCRIMINATORS, Config, as_config
+from .dblocks import POOLING_BLOCKS, TEMPORAL_BLOCKS, block_spec, dblock, n_blocks, widths
+from .encoder import ENCODER_BLOCKS, _check_rng, encode, encoder_channels, encoder_shapes, init_encoder
 from .losses import mixed_projection, projection
 from .video import check_crop_offsets, check_frame_indices, crop, downsample, sample_frames
 
@@ -116,30 +116,15 @@ __all__ = [
     "encoder_shapes",
 ]
 
-#: Blocks whose convolutions are 3-D in the spatio-temporal discriminators (appendix A).
-TEMPORAL_BLOCKS = 2
-#: Blocks that average-pool space by 2 (BigGAN D: the first four of five).
-POOLING_BLOCKS = 4
-#: Blocks of the encoder: the outputs at resolution/2, /4, /8 (appendix A).
-ENCODER_BLOCKS = 3
 
 
 # ---------------------------------------------------------------------------
 # config helpers
 
 
-def _as_config(fn: str, config) -> Config:
-    if isinstance(config, str):
-        return get_config(config)
-    if not isinstance(config, Config):
-        raise TypeError(f"{fn}(): argument 'config' must be a trivd_core.configs.Config or a config name, "
-                        f"got {type(config).__name__}")
-    return config.validate()
-
-
 def sub_discriminators(config) -> tuple[str, ...]:
     """The sub-discriminator names of ``config.decomposition`` (Table 1)."""
-    config = _as_config("sub_discriminators", config)
+    config = as_config("sub_discriminators", config)
     return DECOMPOSITIONS[config.decomposition]
 
 
@@ -150,7 +135,7 @@ def _input_hw(config: Config, name: str) -> int:
 
 def input_shape(config, name: str, batch: int = 1) -> tuple[int, int, int, int, int]:
     """Shape ``(B, T', h, w, C)`` of the input of sub-discriminator ``name`` (see the module docstring)."""
-    config = _as_config("input_shape", config)
+    config = as_config("input_shape", config)
     if name not in SUB_DISCRIMINATORS:
         raise ValueError(f"input_shape(): argument 'name' must be one of {', '.join(SUB_DISCRIMINATORS)}; got {name!r}")
     t = config.K if SUB_DISCRIMINATORS[name] == "frame" else config.t_total
@@ -162,113 +147,22 @@ def input_shape(config, name: str, batch: int = 1) -> tuple[int, int, int, int, 
 # layer specs: one description drives both initialisation and shape-only counting
 
 
-def _block_spec(c_in: int, c_out: int, *, conv3d: bool, pool: bool) -> dict:
-    kind = "conv3d" if conv3d else "conv"
-    spec = {"conv1": (kind, c_in, c_out, 3), "conv2": (kind, c_out, c_out, 3)}
-    if c_in != c_out or pool:
-        spec["conv_sc"] = (kind, c_in, c_out, 1)
-    return spec
-
-
-def _widths(config: Config) -> list[int]:
-    return [config.d_ch * m for m in config.d_widths]
-
-
 def _net_spec(config: Config, kind: str) -> dict:
-    widths = _widths(config)
+    chans = widths(config)
     c_in = config.channels
     spec: dict = {}
-    for i, c_out in enumerate(widths):
-        spec[f"block{i}"] = _block_spec(
+    for i, c_out in enumerate(chans):
+        spec[f"block{i}"] = block_spec(
             c_in, c_out, conv3d=(kind == "video" and i < TEMPORAL_BLOCKS), pool=i < POOLING_BLOCKS
         )
         c_in = c_out
-    spec["linear"] = ("linear", c_in, 1, True)
-    spec["embed"] = ("linear", config.n_classes, c_in, False)
+    spec["linear"] = spec_lib.linear(c_in, 1)
+    spec["embed"] = spec_lib.linear(config.n_classes, c_in, bias=False)
     return spec
-
-
-def _encoder_spec(config: Config) -> dict:
-    widths = _widths(config)[:ENCODER_BLOCKS]
-    c_in = config.channels
-    spec = {}
-    for i, c_out in enumerate(widths):
-        spec[f"block{i}"] = _block_spec(c_in, c_out, conv3d=False, pool=True)
-        c_in = c_out
-    return spec
-
-
-def _layer_shapes(leaf: tuple) -> dict[str, tuple[int, ...]]:
-    kind = leaf[0]
-    if kind == "linear":
-        _, d_in, d_out, bias = leaf
-        return {"w": (d_in, d_out), **({"b": (d_out,)} if bias else {})}
-    _, c_in, c_out, k = leaf
-    w = (k, k, c_in, c_out) if kind == "conv" else (k, k, k, c_in, c_out)
-    return {"w": w, "b": (c_out,)}
-
-
-def _spec_shapes(spec: dict) -> dict:
-    return {k: (_layer_shapes(v) if isinstance(v, tuple) else _spec_shapes(v)) for k, v in spec.items()}
-
-
-def _spec_init(spec: dict, rng: np.random.Generator, dtype) -> tuple[dict, dict]:
-    params, state = {}, {}
-    for key, leaf in spec.items():
-        if isinstance(leaf, dict):
-            params[key], state[key] = _spec_init(leaf, rng, dtype)
-            continue
-        kind = leaf[0]
-        if kind == "linear":
-            _, d_in, d_out, bias = leaf
-            params[key], state[key] = nn.init_linear(rng, d_in, d_out, sn=True, bias=bias, dtype=dtype)
-        else:
-            _, c_in, c_out, k = leaf
-            init = nn.init_conv if kind == "conv" else nn.init_conv3d
-            params[key], state[key] = init(rng, c_in, c_out, k, sn=True, bias=True, dtype=dtype)
-    return params, state
-
-
-def _check_rng(fn: str, rng) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{fn}(): argument 'rng' must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
-                        f"got {type(rng).__name__}")
 
 
 # ---------------------------------------------------------------------------
 # the network
-
-
-def _dblock(p, st, x, *, index: int, pool: bool, train: bool):
-    """BigGAN D residual block (see the module docstring); 2-D or 3-D from the kernel rank."""
-    three_d = p["conv1"]["w"].ndim == 5
-    conv = nn.conv3d if three_d else nn.conv
-    new = {}
-    h = ops.relu(x) if index > 0 else x
-    h, new["conv1"] = conv(p["conv1"], st["conv1"], h, train=train)
-    h, new["conv2"] = conv(p["conv2"], st["conv2"], ops.relu(h), train=train)
-    if pool:
-        h = ops.avg_pool(h, 2)
-    sc = x
-    if "conv_sc" in p:
-        if index > 0:  # pre-activation block: conv then pool
-            sc, new["conv_sc"] = conv(p["conv_sc"], st["conv_sc"], sc, train=train)
-            if pool:
-                sc = ops.avg_pool(sc, 2)
-        else:  # first block: pool then conv
-            if pool:
-                sc = ops.avg_pool(sc, 2)
-            sc, new["conv_sc"] = conv(p["conv_sc"], st["conv_sc"], sc, train=train)
-    elif pool:
-        sc = ops.avg_pool(sc, 2)
-    return h + sc, new
-
-
-def _n_blocks(params) -> int:
-    n = 0
-    while f"block{n}" in params:
-        n += 1
-    return n
 
 
 def _fold(xp, x):
@@ -282,12 +176,12 @@ def _features(params, state, x, *, train: bool):
     new = {}
     B, T = x.shape[0], x.shape[1]
     folded = False
-    for i in range(_n_blocks(params)):
+    for i in range(n_blocks(params)):
         p, st = params[f"block{i}"], state[f"block{i}"]
         if not folded and p["conv1"]["w"].ndim == 4:
             x, _, _ = _fold(xp, x)
             folded = True
-        x, new[f"block{i}"] = _dblock(p, st, x, index=i, pool=i < POOLING_BLOCKS, train=train)
+        x, new[f"block{i}"] = dblock(p, st, x, index=i, pool=i < POOLING_BLOCKS, train=train)
     if not folded:
         x, _, _ = _fold(xp, x)
     h = xp.sum(ops.relu(x), axis=(1, 2))  # (B*T', C)
@@ -333,8 +227,8 @@ def discriminator_shapes(config) -> dict:
     Same nested layout as the params tree, with shape tuples as leaves (use
     ``summary.param_count`` to count them).
     """
-    config = _as_config("discriminator_shapes", config)
-    return {name: _spec_shapes(_net_spec(config, SUB_DISCRIMINATORS[name])) for name in sub_discriminators(config)}
+    config = as_config("discriminator_shapes", config)
+    return {name: spec_lib.shapes(_net_spec(config, SUB_DISCRIMINATORS[name])) for name in sub_discriminators(config)}
 
 
 def init_discriminator(config, rng: np.random.Generator, *, dtype=np.float32) -> tuple[dict, dict]:
@@ -345,11 +239,11 @@ def init_discriminator(config, rng: np.random.Generator, *, dtype=np.float32) ->
     initialised in the order of :data:`DECOMPOSITIONS` from the one ``rng``.
     """
     fn = "init_discriminator"
-    config = _as_config(fn, config)
+    config = as_config(fn, config)
     _check_rng(fn, rng)
     params, state = {}, {}
     for name in sub_discriminators(config):
-        params[name], state[name] = _spec_init(_net_spec(config, SUB_DISCRIMINATORS[name]), rng, dtype)
+        params[name], state[name] = spec_lib.init(_net_spec(config, SUB_DISCRIMINATORS[name]), rng, dtype)
     return params, state
 
 
@@ -365,7 +259,7 @@ def sample_randomness(config, rng: np.random.Generator, batch: int) -> dict:
     Use the same dict for the real and the fake videos of a discriminator step.
     """
     fn = "sample_randomness"
-    config = _as_config(fn, config)
+    config = as_config(fn, config)
     _check_rng(fn, rng)
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ValueError(f"{fn}(): argument 'batch' must be a positive int, got {batch!r}")
@@ -421,7 +315,7 @@ def discriminate(params, state, video, randomness, config, *, train: bool, class
     the projection head, and the state with updated spectral-norm vectors when ``train``.
     """
     fn = "discriminate"
-    config = _as_config(fn, config)
+    config = as_config(fn, config)
     r = config.resolution
     check_array(fn, "video", video, (None, config.t_total, r, r, config.channels))
     B = video.shape[0]
@@ -441,64 +335,3 @@ def discriminate(params, state, video, randomness, config, *, train: bool, class
         scores[name], head_state = _head(params[name], state[name], h, class_ids, head=config.head, train=train)
         new_state[name] = {**state[name], **blocks_state, **head_state}
     return scores, new_state
-
-
-# ---------------------------------------------------------------------------
-# public API: encoder
-
-
-def encoder_channels(config) -> dict[int, int]:
-    """``{resolution: channels}`` of the encoder features given to the generator's stages."""
-    config = _as_config("encoder_channels", config)
-    widths = _widths(config)
-    return {config.resolution // 2 ** (i + 1): widths[i] for i in range(ENCODER_BLOCKS)}
-
-
-def encoder_shapes(config) -> dict:
-    """Parameter shapes of :func:`init_encoder` (shape tuples as leaves), without allocating."""
-    return _spec_shapes(_encoder_spec(_as_config("encoder_shapes", config)))
-
-
-def init_encoder(config, rng: np.random.Generator, *, dtype=np.float32) -> tuple[dict, dict]:
-    """Parameters and state of the encoder E: the first three blocks of the spatial D network.
-
-    Returns ``({"block0", "block1", "block2"}, matching state)`` as NumPy arrays; widths
-    ``d_ch * d_widths[i]``, spectral norm on every conv (appendix A).
-    """
-    fn = "init_encoder"
-    config = _as_config(fn, config)
-    _check_rng(fn, rng)
-    return _spec_init(_encoder_spec(config), rng, dtype)
-
-
-@at_the_door
-def encode(params, state, cond_frames, *, train: bool):
-    """Encoder E (appendix A): the spatial D network applied framewise to the conditioning frames.
-
-    cond_frames: ``(B, T_cond, H, W, C)``.  Returns ``(feats, state)`` with ``feats`` a dict
-    ``{H // 2: (B, T_cond, H/2, W/2, c0), H // 4: (..., c1), H // 8: (..., c2)}`` of the raw
-    outputs (residual sums, before any ReLU) of blocks 0, 1 and 2, ``c_i = d_ch * d_widths[i]``.
-    The generator folds time into channels and compresses each with a conv to the initial
-    state of its recurrent unit at that resolution.
-    """
-    fn = "encode"
-    xp = check_array(fn, "cond_frames", cond_frames, ("B", "T_cond", "H", "W", "C"))
-    if not isinstance(params, Mapping) or _n_blocks(params) != ENCODER_BLOCKS:
-        raise ValueError(f"{fn}(): argument 'params' must be the encoder tree of init_encoder "
-                         f"(keys block0..block{ENCODER_BLOCKS - 1})")
-    c_in = params["block0"]["conv1"]["w"].shape[2]
-    B, T, H, W, C = cond_frames.shape
-    if C != c_in:
-        raise ValueError(f"{fn}(): argument 'cond_frames' must have {c_in} channels (as the encoder's first conv), "
-                         f"got shape {tuple(cond_frames.shape)}")
-    step = 2**ENCODER_BLOCKS
-    if H % step or W % step:
-        raise ValueError(f"{fn}(): argument 'cond_frames' must have H and W divisible by {step} "
-                         f"({ENCODER_BLOCKS} poolings by 2), got shape {tuple(cond_frames.shape)}")
-    x = xp.reshape(cond_frames, (B * T, H, W, C))
-    feats, new = {}, {}
-    for i in range(ENCODER_BLOCKS):
-        x, new[f"block{i}"] = _dblock(params[f"block{i}"], state[f"block{i}"], x, index=i, pool=True, train=train)
-        feats[H // 2 ** (i + 1)] = xp.reshape(x, (B, T, *x.shape[1:]))
-    return feats, new
-

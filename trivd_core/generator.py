@@ -31,7 +31,7 @@ spectrally normalised (appendix A; :mod:`trivd_core.nn`), including the affine m
 of the conditional BNs and every weight of the recurrent cells.  All weights are
 initialised orthogonally, biases at zero (E.2).
 
-The encoder E (appendix A) is :func:`trivd_core.discriminator.encode`; its
+The encoder E (appendix A) is :func:`trivd_core.encoder.encode`; its
 parameters and state live inside G's (``params["E"]``, ``state["E"]``), so
 ``generate(params, state, cond_frames, z, *, train)`` is the whole conditional
 generator and one optimiser (the generator's) trains E and G together.
@@ -111,10 +111,12 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from array_api_compat import array_namespace, device
 
-from . import cells, discriminator, layers, nn, ops
+from . import cells, encoder, layers, nn, ops, spec
 from ._validate import at_the_door, check_array
-from .configs import get_config
-from .initializers import orthogonal
+from .configs import as_config
+from .latents import truncated_normal_latents
+from .penalty import g_ortho_penalty
+from .standing import BN_AXES, StatsSource
 
 __all__ = [
     "BN_EPS",
@@ -134,40 +136,6 @@ BN_EPS = 1e-5
 FINAL_WIDTH = 1
 #: Three x2 upsampling stages from ``R/8`` to ``R`` (appendix A).
 N_STAGES = 3
-_BN_AXES = (0, 2, 3)  # per time step: statistics over (B, H, W) of (B, T, H, W, C)
-_NO_SN = ("class_embed", "linear_in")
-
-
-# ---------------------------------------------------------------------------
-# spectral norm of the recurrent cells (cells.py keeps no state; G adds a "u" per weight)
-
-
-def _sn_state_like(rng, cell_params, dtype):
-    """SN state of a cell: every ``{"W", "b"}`` layer becomes ``{"u": (C_out,)}`` (drawn in sorted-key order)."""
-    out = {}
-    for key in sorted(cell_params):
-        v = cell_params[key]
-        if isinstance(v, Mapping) and "W" in v and not isinstance(v["W"], Mapping):
-            u = rng.standard_normal(v["W"].shape[-1])
-            out[key] = {"u": (u / np.linalg.norm(u)).astype(dtype)}
-        elif isinstance(v, Mapping):
-            out[key] = _sn_state_like(rng, v, dtype)
-    return out
-
-
-def _sn_cell(params, state, *, train):
-    """Spectrally normalise every ``W`` of a cell; returns ``(params_sn, state_new)``."""
-    p_out, s_out = {}, {}
-    for key, v in params.items():
-        if isinstance(v, Mapping) and "W" in v and not isinstance(v["W"], Mapping):
-            w_sn, s_new = nn.sn_weight({"w": v["W"]}, state[key], train=train)
-            p_out[key] = {**v, "W": w_sn}
-            s_out[key] = s_new
-        elif isinstance(v, Mapping):
-            p_out[key], s_out[key] = _sn_cell(v, state[key], train=train)
-        else:
-            p_out[key] = v
-    return p_out, s_out
 
 
 # ---------------------------------------------------------------------------
@@ -175,16 +143,7 @@ def _sn_cell(params, state, *, train):
 
 
 def _check_config(fn, config):
-    if isinstance(config, str):
-        config = get_config(config)
-    for attr in ("resolution", "channels", "t_cond", "t_pred", "g_ch", "z_dim", "class_dim", "n_classes", "cell",
-                 "cell_k", "g_widths", "bn_eps", "validate"):
-        if not hasattr(config, attr):
-            raise TypeError(
-                f"{fn}(): argument 'config' must be a trivd_core.configs.Config or a config name (e.g. 'tiny'), "
-                f"got {type(config).__name__} without field {attr!r}"
-            )
-    config.validate()
+    config = as_config(fn, config)
     if config.bn_eps != BN_EPS:
         raise ValueError(
             f"{fn}(): config field 'bn_eps' must be {BN_EPS} (generator.BN_EPS, the epsilon the generator's "
@@ -198,15 +157,15 @@ def _widths(config) -> list[int]:
 
 
 def _cbn_spec(d, c):
-    return {"gain": ("linear", d, c), "bias": ("linear", d, c)}
+    return {"gain": spec.linear(d, c), "bias": spec.linear(d, c)}
 
 
 def _block_spec(d, c_in, c_out, *, upsample):
-    spec = {"cbn1": _cbn_spec(d, c_in), "conv1": ("conv", c_in, c_out, 3), "cbn2": _cbn_spec(d, c_out),
-            "conv2": ("conv", c_out, c_out, 3)}
+    out = {"cbn1": _cbn_spec(d, c_in), "conv1": spec.conv(c_in, c_out, 3), "cbn2": _cbn_spec(d, c_out),
+           "conv2": spec.conv(c_out, c_out, 3)}
     if upsample or c_in != c_out:
-        spec["skip"] = ("conv", c_in, c_out, 1)
-    return spec
+        out["skip"] = spec.conv(c_in, c_out, 1)
+    return out
 
 
 def _g_spec(config) -> dict:
@@ -215,68 +174,21 @@ def _g_spec(config) -> dict:
     d = config.z_dim + config.class_dim
     r0 = config.base_resolution
     kind = config.cell
-    enc = discriminator.encoder_channels(config)  # {resolution: channels} of E's features
-    spec: dict = {
-        "class_embed": ("table", config.n_classes, config.class_dim),
-        "linear_in": ("linear_no_sn", d, r0 * r0 * c[0]),
+    enc = encoder.encoder_channels(config)  # {resolution: channels} of E's features
+    out: dict = {
+        "class_embed": spec.table(config.n_classes, config.class_dim),
+        "linear_in": spec.linear(d, r0 * r0 * c[0], sn=False),
     }
     for i in range(N_STAGES):
-        spec[f"stage{i}"] = {
-            "h0": ("conv", config.t_cond * enc[r0 * 2**i], c[i], 3),
-            "rnn": {kind: ("cell", kind, c[i], c[i], config.cell_k)},
-            "conv": ("conv", c[i] // 2 if kind == "convlstm" else c[i], c[i], 3),
+        out[f"stage{i}"] = {
+            "h0": spec.conv(config.t_cond * enc[r0 * 2**i], c[i], 3),
+            "rnn": {kind: spec.cell(kind, c[i], c[i], config.cell_k)},
+            "conv": spec.conv(c[i] // 2 if kind == "convlstm" else c[i], c[i], 3),
             "block0": _block_spec(d, c[i], c[i], upsample=False),
             "block1": _block_spec(d, c[i], c[i + 1], upsample=True),
         }
-    spec["out_bn"] = ("bn", c[3])
-    spec["out_conv"] = ("conv", c[3], config.channels, 3)
-    return spec
-
-
-def _spec_init(spec, rng, dtype):
-    params, state = {}, {}
-    for key, leaf in spec.items():
-        if isinstance(leaf, dict):
-            params[key], state[key] = _spec_init(leaf, rng, dtype)
-            continue
-        what, *args = leaf
-        if what == "table":
-            params[key] = orthogonal(rng, tuple(args), dtype)
-        elif what == "bn":
-            params[key] = {"gain": np.ones(args[0], dtype=dtype), "bias": np.zeros(args[0], dtype=dtype)}
-        elif what in ("linear", "linear_no_sn"):
-            p, st = nn.init_linear(rng, *args, sn=what == "linear", dtype=dtype)
-            params[key] = p
-            if st:
-                state[key] = st
-        elif what == "conv":
-            params[key], state[key] = nn.init_conv(rng, *args, dtype=dtype)
-        else:  # cell
-            kind, c_in, c_h, k = args
-            params[key] = cells.init_cell(kind, c_in, c_h, k, rng=rng, dtype=dtype)
-            state[key] = _sn_state_like(rng, params[key], dtype)
-    return params, state
-
-
-def _spec_shapes(spec):
-    out = {}
-    for key, leaf in spec.items():
-        if isinstance(leaf, dict):
-            out[key] = _spec_shapes(leaf)
-            continue
-        what, *args = leaf
-        if what == "table":
-            out[key] = tuple(args)
-        elif what == "bn":
-            out[key] = {"gain": (args[0],), "bias": (args[0],)}
-        elif what in ("linear", "linear_no_sn"):
-            out[key] = {"w": tuple(args), "b": (args[1],)}
-        elif what == "conv":
-            c_in, c_out, k = args
-            out[key] = {"w": (k, k, c_in, c_out), "b": (c_out,)}
-        else:
-            kind, c_in, c_h, k = args
-            out[key] = cells._shapes(kind, c_in, c_h, k, k * k)
+    out["out_bn"] = spec.bn(c[3])
+    out["out_conv"] = spec.conv(c[3], config.channels, 3)
     return out
 
 
@@ -287,14 +199,14 @@ def generator_shapes(config) -> dict:
     counts, e.g. of ``paper_large``, whose weights take minutes to draw).
     """
     config = _check_config("generator_shapes", config)
-    return {"E": discriminator.encoder_shapes(config), "G": _spec_shapes(_g_spec(config))}
+    return {"E": encoder.encoder_shapes(config), "G": spec.shapes(_g_spec(config))}
 
 
 def init_generator(config, rng):
     """Parameters and state of E and G for ``config`` (a ``Config`` or a name; layout in the module docstring).
 
     ``rng`` is a ``np.random.Generator``; E is drawn first
-    (``discriminator.init_encoder(config, rng)``), then G in a fixed order (the order of
+    (``encoder.init_encoder(config, rng)``), then G in a fixed order (the order of
     the layout), so a fixed seed gives identical NumPy weights for every backend.
     Weights are orthogonal (E.2), biases zero, BN gains one.  Returns
     ``(params, state)`` of NumPy arrays (float32); convert them with the backend once.
@@ -304,46 +216,14 @@ def init_generator(config, rng):
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{fn}(): argument 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
     dtype = np.float32
-    enc_params, enc_state = discriminator.init_encoder(config, rng)
-    gp, gs = _spec_init(_g_spec(config), rng, dtype)
+    enc_params, enc_state = encoder.init_encoder(config, rng)
+    gp, gs = spec.init(_g_spec(config), rng, dtype)
     gs = {"steps": np.zeros((config.t_pred, 0), dtype=dtype), **gs}
     return {"E": enc_params, "G": gp}, {"E": enc_state, "G": gs}
 
 
 # ---------------------------------------------------------------------------
 # forward
-
-
-class _BN:
-    """Where the batch norms of one forward pass take their statistics from."""
-
-    def __init__(self, standing, collect):
-        self.standing = standing  # nested dict of {"mean", "var"} or None (batch statistics)
-        self.collect = collect  # dict path -> (mean, var) to fill with batch statistics, or None
-
-    def stats(self, path, x):
-        if self.standing is None:
-            mean, var = layers.batch_stats(x, _BN_AXES)
-            if self.collect is not None:
-                self.collect[path] = (mean, var)
-            return mean, var
-        node = self.standing
-        for key in path:
-            if not isinstance(node, Mapping) or key not in node:
-                raise ValueError(
-                    "generate(): state['standing'] has no statistics for the batch norm at "
-                    f"{'/'.join(path)}; recompute them with accumulate_standing_stats()"
-                )
-            node = node[key]
-        mean, var = node["mean"], node["var"]
-        want = (1, x.shape[1], 1, 1, x.shape[-1])
-        if tuple(mean.shape) != want or tuple(var.shape) != want:
-            raise ValueError(
-                f"generate(): state['standing'] statistics at {'/'.join(path)} have shape {tuple(mean.shape)}, "
-                f"but this call needs {want} (T_pred={x.shape[1]} time steps, {x.shape[-1]} channels); "
-                "standing statistics are per time step, recompute them for this horizon"
-            )
-        return mean, var
 
 
 def _fold(x):
@@ -371,7 +251,7 @@ def _cbn(p, s, x, cond, bn, path, *, train):
     wb, sb = nn.sn_weight(pb, sb, train=train)
     mean, var = bn.stats(path, x)
     params = {"gain": {"w": wg, "b": pg["b"]}, "bias": {"w": wb, "b": pb["b"]}}
-    y = layers.conditional_batch_norm(x, cond, params, axes=_BN_AXES, eps=BN_EPS, mean=mean, var=var)
+    y = layers.conditional_batch_norm(x, cond, params, axes=BN_AXES, eps=BN_EPS, mean=mean, var=var)
     return y, {"gain": sg, "bias": sb}
 
 
@@ -405,7 +285,7 @@ def _stage(p, s, x, feat, cond, bn, name, *, train, warps=None):
     h, s["h0"] = nn.conv(p["h0"], s["h0"], _fold_time_into_channels(feat), train=train)
     h = ops.relu(h)
     (kind, cell_p), = p["rnn"].items()
-    cell_sn, cell_s = _sn_cell(cell_p, s["rnn"][kind], train=train)
+    cell_sn, cell_s = nn.sn_cell(cell_p, s["rnn"][kind], train=train)
     s["rnn"] = {kind: cell_s}
     half = h.shape[-1] // 2
     outs = []
@@ -510,7 +390,7 @@ def _forward(params, state, cond_frames, z, class_ids, *, train, standing, colle
     g, gs = params["G"], dict(state["G"])
 
     # E on the conditioning frames (appendix A)
-    feats, enc_state = discriminator.encode(params["E"], state["E"], cond_frames, train=train)
+    feats, enc_state = encoder.encode(params["E"], state["E"], cond_frames, train=train)
     t_cond = cond_frames.shape[1]
     for i in range(N_STAGES):
         r = info["r0"] * 2**i
@@ -532,14 +412,14 @@ def _forward(params, state, cond_frames, z, class_ids, *, train, standing, colle
     x0 = xp.reshape(x0, (B, 1, info["r0"], info["r0"], info["c0"]))
     x = xp.broadcast_to(x0, (B, T, info["r0"], info["r0"], info["c0"]))
 
-    bn = _BN(standing, collect)
+    bn = StatsSource(standing, collect)
     for i in range(N_STAGES):
         name = f"stage{i}"
         x, gs[name] = _stage(g[name], gs[name], x, feats[info["r0"] * 2**i], cond, bn, name, train=train,
                              warps=warps)
 
     mean, var = bn.stats(("out_bn",), x)
-    x = layers.batch_norm(x, g["out_bn"]["gain"], g["out_bn"]["bias"], _BN_AXES, eps=BN_EPS, mean=mean, var=var)
+    x = layers.batch_norm(x, g["out_bn"]["gain"], g["out_bn"]["bias"], BN_AXES, eps=BN_EPS, mean=mean, var=var)
     y, gs["out_conv"] = _conv_t(g["out_conv"], gs["out_conv"], ops.relu(x), train=train)
     new_state = {**state, "E": enc_state, "G": gs}
     return xp.tanh(y), new_state
@@ -648,100 +528,3 @@ def accumulate_standing_stats(params, state, batches: Iterable, *, t_pred: int |
             node = node.setdefault(key, {})
         node[path[-1]] = {"mean": m / n, "var": v / n}
     return {**state, "standing": standing}
-
-
-# ---------------------------------------------------------------------------
-# truncation (section 4, C.3) and the orthogonal penalty (E.2)
-
-
-def truncated_normal_latents(rng, shape, threshold, *, dtype=np.float32):
-    """Latents ``z ~ N(0, 1)`` conditioned on ``|z| <= threshold`` (the truncation trick), as NumPy.
-
-    ``threshold=None``: plain standard normal.  ``threshold=0``: zeros (the "constant
-    zero latent" samples of C.3).  Otherwise every entry with ``|z| > threshold`` is
-    redrawn until none is left.  For ``threshold < 1`` the proposals are drawn from
-    ``U(-threshold, threshold)`` and accepted with probability ``exp(-z^2/2)``; this is
-    the same truncated normal (rejection sampling) with an acceptance rate of at least
-    0.6, where redrawing from ``N(0, 1)`` would accept only ``erf(threshold/sqrt(2))``
-    of the draws.
-    """
-    fn = "truncated_normal_latents"
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{fn}(): argument 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (int(shape),)
-    if not isinstance(shape, (tuple, list)) or any(
-        isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in shape
-    ):
-        raise ValueError(f"{fn}(): argument 'shape' must be a tuple of non-negative ints, got {shape!r}")
-    shape = tuple(int(s) for s in shape)
-    if threshold is None:
-        return rng.standard_normal(shape).astype(dtype)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold >= 0 \
-            or not math.isfinite(threshold):
-        raise ValueError(f"{fn}(): argument 'threshold' must be None or a finite float >= 0, got {threshold!r}")
-    t = float(threshold)
-    if t == 0.0:
-        return np.zeros(shape, dtype=dtype)
-    z = np.empty(shape, dtype=np.float64)
-    todo = np.ones(shape, dtype=bool)
-    while todo.any():
-        k = int(todo.sum())
-        if t < 1.0:
-            cand = rng.uniform(-t, t, size=k)
-            ok = rng.uniform(size=k) < np.exp(-0.5 * cand * cand)
-        else:
-            cand = rng.standard_normal(k)
-            ok = np.abs(cand) <= t
-        idx = np.flatnonzero(todo)[ok]
-        z.flat[idx] = cand[ok]
-        todo.flat[idx] = False
-    return z.astype(dtype)
-
-
-def _penalized(gp, gs, path=()):
-    """(path, weight) of every G weight that has a spectral-norm ``u`` in the state."""
-    for key, v in gp.items():
-        if not isinstance(v, Mapping) or key not in gs:
-            continue
-        s = gs[key]
-        if "u" in s and not isinstance(s["u"], Mapping):
-            yield (*path, key), v["w"] if "w" in v else v["W"]
-        else:
-            yield from _penalized(v, s, (*path, key))
-
-
-@at_the_door
-def g_ortho_penalty(params):
-    """BigGAN's orthogonality penalty summed over G's spectrally-normalised weights (E.2).
-
-    ``sum_w || W^T W * (1 - I) ||_F^2`` (:func:`layers.orthogonal_penalty`, ``W`` the
-    ``(fan_in, C_out)`` view) over every weight of ``params["G"]`` except
-    ``linear_in`` (the one layer without spectral norm, appendix A) and
-    ``class_embed``; E is not included (see the module docstring).  The caller
-    weighs it (``Config.ortho_weight``, 1e-4).  Returns a 0-d array.
-    """
-    fn = "g_ortho_penalty"
-    if not isinstance(params, Mapping) or "G" not in params:
-        raise TypeError(f"{fn}(): argument 'params' must be the dict of init_generator (with key 'G')")
-    gp = params["G"]
-    total = None
-    for _, w in _penalized(gp, _sn_layout(gp)):
-        p = layers.orthogonal_penalty(w)
-        total = p if total is None else total + p
-    return total
-
-
-def _sn_layout(gp):
-    """The spectral-norm layout of G (which layers have a ``u``) from the parameters alone."""
-    out = {}
-    for key, v in gp.items():
-        if key in _NO_SN or not isinstance(v, Mapping):
-            continue
-        w = v.get("w", v.get("W"))
-        if w is not None and not isinstance(w, Mapping) and len(w.shape) >= 2:
-            out[key] = {"u": None}
-        else:
-            out[key] = _sn_layout(v)
-    return out
-

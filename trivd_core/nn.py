@@ -12,6 +12,8 @@ the stored vector, so evaluation is a pure function of the checkpoint).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from . import ops
@@ -19,7 +21,7 @@ from ._validate import at_the_door
 from .initializers import orthogonal
 from .layers import spectral_normalize
 
-__all__ = ["init_linear", "init_conv", "init_conv3d", "linear", "conv", "conv3d", "sn_weight"]
+__all__ = ["init_linear", "init_conv", "init_conv3d", "init_cell_sn", "linear", "conv", "conv3d", "sn_weight", "sn_cell"]
 
 
 def _init_u(rng: np.random.Generator, c_out: int, dtype) -> np.ndarray:
@@ -79,3 +81,33 @@ def conv(params, state, x, *, train: bool):
 def conv3d(params, state, x, *, train: bool):
     w, state = sn_weight(params, state, train=train)
     return ops.conv3d(x, w, params.get("b")), state
+
+
+# -- spectral norm of the recurrent cells (cells.py keeps no state; G adds a "u" per cell weight) ------------
+
+
+def init_cell_sn(rng, cell_params, dtype):
+    """SN state of a cell: every ``{"W", "b"}`` layer becomes ``{"u": (C_out,)}`` (drawn in sorted-key order)."""
+    out = {}
+    for key in sorted(cell_params):
+        v = cell_params[key]
+        if isinstance(v, Mapping) and "W" in v and not isinstance(v["W"], Mapping):
+            out[key] = {"u": _init_u(rng, v["W"].shape[-1], dtype)}
+        elif isinstance(v, Mapping):
+            out[key] = init_cell_sn(rng, v, dtype)
+    return out
+
+
+def sn_cell(params, state, *, train):
+    """Spectrally normalise every ``W`` of a cell; returns ``(params_sn, state_new)``."""
+    p_out, s_out = {}, {}
+    for key, v in params.items():
+        if isinstance(v, Mapping) and "W" in v and not isinstance(v["W"], Mapping):
+            w_sn, s_new = sn_weight({"w": v["W"]}, state[key], train=train)
+            p_out[key] = {**v, "W": w_sn}
+            s_out[key] = s_new
+        elif isinstance(v, Mapping):
+            p_out[key], s_out[key] = sn_cell(v, state[key], train=train)
+        else:
+            p_out[key] = v
+    return p_out, s_out

@@ -36,7 +36,8 @@ from array_api_compat import array_namespace
 
 from . import ops
 from ._validate import at_the_door, check_array
-from .discriminator import _as_config, discriminate
+from .configs import as_config
+from .discriminator import discriminate
 from .losses import d_hinge_loss, g_hinge_loss
 
 __all__ = ["d_loss", "g_loss"]
@@ -53,7 +54,7 @@ def d_loss(d_params, d_state, real_video, fake_video, randomness, config, *, tra
     and ``"fake/<name>"`` (mean scores).
     """
     fn = "d_loss"
-    config = _as_config(fn, config)
+    config = as_config(fn, config)
     dims: dict[str, int] = {}
     xp = check_array(fn, "real_video", real_video, ("B", "T", "H", "W", "C"), dims)
     check_array(fn, "fake_video", fake_video, ("B", "T", "H", "W", "C"), dims)
@@ -92,7 +93,7 @@ def g_loss(g_params, g_state, d_params, d_state, cond_frames, z, randomness, con
     from .generator import g_ortho_penalty, generate  # the generator imports this package's encoder
 
     fn = "g_loss"
-    config = _as_config(fn, config)
+    config = as_config(fn, config)
     r = config.resolution
     check_array(fn, "cond_frames", cond_frames, (None, config.t_cond, r, r, config.channels))
     xp = array_namespace(cond_frames)

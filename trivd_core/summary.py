@@ -37,6 +37,7 @@ import numpy as np
 
 from . import discriminator as _disc
 from .configs import DECOMPOSITIONS as _DECOMPOSITION_NAMES
+from .configs import as_config
 from .generator import generator_shapes
 
 __all__ = ["param_count", "pixels_per_video", "decomposition_pixels", "model_param_counts", "describe"]
@@ -72,7 +73,7 @@ def _sub_pixels(config, name: str) -> int:
 
 def pixels_per_video(config) -> dict[str, int]:
     """``{sub-discriminator: pixels per video}`` for ``config.decomposition`` plus ``"total"`` (section 3.1)."""
-    config = _disc._as_config("pixels_per_video", config)
+    config = as_config("pixels_per_video", config)
     out = {name: _sub_pixels(config, name) for name in _disc.sub_discriminators(config)}
     out["total"] = sum(out.values())
     return out
@@ -80,7 +81,7 @@ def pixels_per_video(config) -> dict[str, int]:
 
 def decomposition_pixels(config) -> dict[str, int]:
     """Total pixels per video of every decomposition of Table 1, with ``config``'s H, W, T, K and s."""
-    config = _disc._as_config("decomposition_pixels", config)
+    config = as_config("decomposition_pixels", config)
     return {d: pixels_per_video(config.replace(decomposition=d))["total"] for d in _DECOMPOSITION_NAMES}
 
 
@@ -95,7 +96,7 @@ def model_param_counts(config) -> dict[str, int]:
     ``"D"`` is the sum over the sub-discriminators.  Spectral-norm vectors and BN
     statistics are state, not parameters, and are not counted.
     """
-    config = _disc._as_config("model_param_counts", config)
+    config = as_config("model_param_counts", config)
     out: dict[str, int] = {}
     out["G"] = _generator_counts(config)["G"]
     out["E"] = param_count(_disc.encoder_shapes(config))
@@ -112,7 +113,7 @@ def _fmt(n: int) -> str:
 
 def describe(config) -> str:
     """Text summary of a config: parameter counts of G, E and each sub-D; pixels per video; section 3.1 comparison."""
-    config = _disc._as_config("describe", config)
+    config = as_config("describe", config)
     c = config
     H = W = c.resolution
     T, K, s = c.t_total, c.K, c.s

@@ -30,26 +30,17 @@ import abc
 
 import numpy as np
 
-from ..configs import Config, get_config
+from ..configs import as_config
 from ..discriminator import init_discriminator
 from ..generator import init_generator
 from ..tree import tree_map
 
-__all__ = ["Engine", "EXPORT_KEYS", "OPT_KEYS", "as_config"]
+__all__ = ["Engine", "EXPORT_KEYS", "OPT_KEYS"]
 
 #: Keys of an exported (backend-neutral) training state.
 EXPORT_KEYS = ("step", "g_params", "g_state", "d_params", "d_state", "ema", "opt_g", "opt_d")
 #: Keys of each exported optimiser state (Adam's moments and its step count).
 OPT_KEYS = ("count", "mu", "nu")
-
-
-def as_config(config, owner: str) -> Config:
-    """``config`` (a Config or a registered name) as a validated Config; ``owner`` names the caller in errors."""
-    if isinstance(config, str):
-        config = get_config(config)
-    if not isinstance(config, Config):
-        raise TypeError(f"{owner}(): argument 'config' must be a Config or a config name, got {type(config).__name__}")
-    return config.validate()
 
 
 def _layout(tree):
@@ -88,7 +79,7 @@ class Engine(abc.ABC):
     compiles = False
 
     def __init__(self, config):
-        self.config = as_config(config, type(self).__name__)
+        self.config = as_config(type(self).__name__, config)
         self._layout = None
 
     def __repr__(self) -> str:
