@@ -321,7 +321,7 @@ def test_plot_fallback_draws_curves_and_labels(tmp_path):
     """Without matplotlib the NumPy raster plot is used: each curve's colour appears, as does black text."""
     import imageio.v3 as iio
 
-    from trivd_core.evaluate import _raster_curves
+    from trivd_core.media import _raster_curves
 
     img = _raster_curves(np.arange(1, 4), {"MODEL": ([0.1, 0.2, 0.3], (31, 119, 180)),
                                            "COPY": ([0.9, None, 0.5], (255, 127, 14))}, "T", "FRAME", "SSIM")

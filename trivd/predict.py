@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
         standing = standing_stats("predict", args, model, [(f"{data} (train split)", ds)])
         if batch_mode:
-            from trivd_core.train.artifacts import atomic_write_bytes
+            from trivd_core.files import atomic_write_bytes
 
             clips = predict_batch(model, frames, seed=args.seed, batch_size=args.batch_size)
             import io

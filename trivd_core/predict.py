@@ -51,10 +51,9 @@ from array_api_compat import array_namespace
 from . import ops
 from .cells import WARPING_KINDS
 from .data import DataError, read_frames
-from .data.synthetic import write_video
 from .evaluate import EvalError, Model
 from .generator import N_STAGES
-from .train.artifacts import write_gif
+from .media import color_wheel, flow_to_rgb, write_gif, write_video
 from .warping import combine_flows, expected_flow
 
 __all__ = [
@@ -192,56 +191,6 @@ def motion_fields(warps: Mapping, *, stages=PAPER_STAGES, resolution: int | None
         combined = ops.upsample_nearest(combined, f) * f
     xp = array_namespace(combined)
     return xp.reshape(-combined, (B, T, R, R, 2))
-
-
-def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
-    h6 = (h % 1.0) * 6.0
-    i = np.floor(h6).astype(np.int64) % 6
-    f = h6 - np.floor(h6)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out = np.zeros(h.shape + (3,))
-    for k, (r, g, b) in enumerate(table):
-        m = i == k
-        out[m] = np.stack([r[m], g[m], b[m]], axis=-1)
-    return out
-
-
-def flow_to_rgb(motion, *, max_magnitude: float | None = None) -> np.ndarray:
-    """Colour image ``(..., H, W, 3)`` uint8 of a motion field ``(..., H, W, 2)`` ``(dy, dx)`` (NumPy).
-
-    Hue = direction ``atan2(dy, dx) / 2 pi`` (red right, yellow-green down, cyan left,
-    violet up), saturation 1, value = ``|motion| / max_magnitude`` clipped to 1
-    (default: the largest magnitude in ``motion``; an all-zero field is black).
-    """
-    m = np.asarray(motion, dtype=np.float64)
-    if m.ndim < 3 or m.shape[-1] != 2:
-        raise ValueError(f"flow_to_rgb(): argument 'motion' must be (..., H, W, 2), got shape {m.shape}")
-    dy, dx = m[..., 0], m[..., 1]
-    mag = np.hypot(dy, dx)
-    scale = float(mag.max()) if max_magnitude is None else float(max_magnitude)
-    if not scale > 0 or not math.isfinite(scale):
-        scale = 1.0
-    hue = (np.arctan2(dy, dx) / (2.0 * np.pi)) % 1.0
-    val = np.clip(mag / scale, 0.0, 1.0)
-    rgb = _hsv_to_rgb(hue, np.ones_like(hue), val)
-    return np.round(rgb * 255.0).astype(np.uint8)
-
-
-def color_wheel(size: int = 64) -> np.ndarray:
-    """The legend of :func:`flow_to_rgb`: ``(size, size, 3)`` uint8, the colour of each offset from the centre.
-
-    The rim is the largest magnitude; outside the disc is white.
-    """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 3:
-        raise ValueError(f"color_wheel(): argument 'size' must be an int >= 3, got {size!r}")
-    c = (size - 1) / 2.0
-    r = size / 2.0 - 0.5
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    offsets = np.stack([(yy - c) / r, (xx - c) / r], axis=-1)
-    img = flow_to_rgb(offsets, max_magnitude=1.0)
-    img[np.hypot(offsets[..., 0], offsets[..., 1]) > 1.0] = 255
-    return img
 
 
 def motion_agreement(flow, tracks, t: int, *, coverage: float = 0.5) -> float:

@@ -27,12 +27,12 @@ pan.  All values stay in ``[-1, 1]`` (convex combinations of values in ``[-1, 1]
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..media import write_video  # the writer of every video; re-exported (tests and users write clips here)
 from .base import ClipDataset, DataError, _check_t, as_hw
 
 __all__ = ["SyntheticShapes", "ShapeTracks", "write_video", "SPLITS"]
@@ -284,73 +284,3 @@ class SyntheticShapes(ClipDataset):
         return np.clip(frames, -1.0, 1.0, out=frames), None
 
 
-# --------------------------------------------------------------------------- writing videos
-_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9"}
-
-
-def _to_uint8_rgb(clip: np.ndarray) -> np.ndarray:
-    clip = np.asarray(clip)
-    if clip.ndim != 4:
-        raise DataError(f"write_video: clip must be (T, H, W, C), got shape {clip.shape}")
-    if clip.dtype != np.uint8:
-        clip = np.round((np.clip(clip, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-    if clip.shape[-1] == 1:
-        clip = np.repeat(clip, 3, axis=-1)
-    if clip.shape[-1] != 3:
-        raise DataError(f"write_video: need 1 or 3 channels, got {clip.shape[-1]}")
-    return np.ascontiguousarray(clip)
-
-
-def write_video(
-    path: str | os.PathLike,
-    clip: np.ndarray,
-    fps: float = 8,
-    *,
-    codec: str | None = None,
-    lossless: bool = False,
-    gop: int | None = None,
-) -> str:
-    """Write a clip ``(T, H, W, C)`` (float in ``[-1, 1]`` or uint8; C = 1 or 3) to a video file.
-
-    The container follows the suffix: ``.gif`` (imageio/Pillow, looping), ``.mp4`` /
-    ``.mkv`` / ``.mov`` (H.264), ``.avi`` (MPEG-4 part 2), ``.webm`` (VP9), all via
-    PyAV.  ``lossless=True`` writes H.264 4:4:4 with qp 0 (only the RGB <-> YUV
-    rounding remains).  ``gop`` sets the key-frame interval.  Odd frame sizes are
-    written as 4:4:4 with H.264 (4:2:0 needs even sizes).  Returns the path.
-    """
-    path = os.fspath(path)
-    frames = _to_uint8_rgb(clip)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".gif":
-        import imageio.v3 as iio
-
-        iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
-        return path
-    if suffix not in _CODECS and codec is None:
-        raise DataError(f"write_video: unknown video suffix {suffix!r} (use .gif, {', '.join(_CODECS)})")
-    from fractions import Fraction
-
-    import av
-
-    codec = codec or _CODECS[suffix]
-    T, H, W, _ = frames.shape
-    odd = H % 2 or W % 2
-    options: dict[str, str] = {}
-    pix_fmt = "yuv420p"
-    if codec == "libx264":
-        if lossless or odd:
-            pix_fmt = "yuv444p"
-        options = {"qp": "0"} if lossless else {"crf": "18"}
-    elif lossless or odd:
-        raise DataError(f"write_video: lossless or odd-sized output needs H.264 (.mp4/.mkv), got codec {codec}")
-    with av.open(path, mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000), options=options)
-        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
-        if gop is not None:
-            stream.codec_context.gop_size = int(gop)
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path

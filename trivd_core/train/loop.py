@@ -54,6 +54,7 @@ import numpy as np
 
 from ..configs import Config
 from ..discriminator import sample_randomness
+from ..files import atomic_write_bytes
 from . import artifacts
 from .checkpoint import (
     checkpoint_problem,
@@ -216,7 +217,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [r for r in artifacts.read_metrics(path) if r.get("step", 0) <= step]
-    artifacts.atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
 
 def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool = False,
@@ -282,7 +283,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         metrics_path.write_text("")
     info = {"config": _jsonable(config.to_dict()), "backend": engine.name, "devices": list(engine.devices),
             "seed": options.seed, **_jsonable(dict(run_info or {}))}
-    artifacts.atomic_write_bytes(run_dir / "config.json", json.dumps(info, indent=1).encode())
+    atomic_write_bytes(run_dir / "config.json", json.dumps(info, indent=1).encode())
 
     cond, truth, z_s = _fixed_samples(config, dataset if dataset is not None else loader.dataset,
                                       options.n_samples, options.seed)
@@ -471,7 +472,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                          seconds=seconds, steps_per_sec=(steps_done / seconds) if steps_done else None,
                          last_metrics=last, last_validation=dict(val_last))
     try:
-        artifacts.atomic_write_bytes(run_dir / "status.json", json.dumps({
+        atomic_write_bytes(run_dir / "status.json", json.dumps({
             "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
             "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
             "checkpoint": str(result.checkpoint) if result.checkpoint else None,

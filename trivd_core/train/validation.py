@@ -177,7 +177,8 @@ def plot_validation(metrics_path, out_path, *, title: str = "held-out validation
     ``None`` when ``metrics_path`` holds no validation record yet.
     """
     from ..evaluate import plot_curves
-    from .artifacts import read_metrics, save_figure
+    from ..media import save_figure
+    from .artifacts import read_metrics
 
     recs = [r for r in read_metrics(metrics_path) if r.get("kind") == "val" and "val/mse" in r]
     if not recs:
