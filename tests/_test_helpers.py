@@ -1,7 +1,7 @@
 """Helpers shared by several test modules (registered as ``_test_helpers`` by ``tests/conftest.py``).
 
-* Namespaces and comparisons of the core-vs-reference tests (``to_ns``, ``to_np``,
-  ``close64``, ``close32``).  The tolerances are the ones those modules derive in
+* Comparisons of the core-vs-reference tests (``to_np``, ``close64``, ``close32``; the
+  array libraries themselves come from the ``xp`` fixture of ``tests/conftest.py``).  The tolerances are the ones those modules derive in
   their docstrings: float64 rtol 1e-10 (project rule) with atol 1e-12 for ~0 entries;
   float32 against the float64 reference rtol = atol = 2e-5 (unit roundoff 6e-8 times
   at most ~100 rounded O(1) operations per output).
@@ -20,19 +20,6 @@ import os
 import signal
 
 import numpy as np
-
-NAMESPACES = ["numpy", "array_api_strict"]
-
-
-def to_ns(ns, a):
-    """``a`` (or a dict of arrays) as ``numpy`` or ``array_api_strict`` arrays."""
-    if isinstance(a, dict):
-        return {k: to_ns(ns, v) for k, v in a.items()}
-    if ns == "numpy":
-        return np.asarray(a)
-    import array_api_strict
-
-    return array_api_strict.asarray(np.asarray(a))
 
 
 def to_np(a):

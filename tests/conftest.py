@@ -64,9 +64,19 @@ class XP:
         return f
 
 
-@pytest.fixture(params=XP_LIBRARIES)
+def pytest_generate_tests(metafunc):
+    """A test that takes ``xp`` runs once per library of :data:`XP_LIBRARIES`, or of its ``xp_libraries`` marker."""
+    if "xp" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("xp_libraries")
+        names = marker.args if marker else XP_LIBRARIES
+        unknown = set(names) - set(XP_LIBRARIES)
+        assert not unknown, f"xp_libraries: unknown array libraries {sorted(unknown)}"
+        metafunc.parametrize("xp", names, indirect=True)
+
+
+@pytest.fixture
 def xp(request):
-    """Each array library of :data:`XP_LIBRARIES` in turn (see :class:`XP`)."""
+    """One array library (see :class:`XP`); which ones: :func:`pytest_generate_tests`."""
     return XP(request.param)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _test_helpers import NAMESPACES, close32, close64, to_np, to_ns
+from _test_helpers import close32, close64, to_np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,18 +39,18 @@ WEIGHT_SHAPES = [(3, 2), (2, 5), (1, 1), (5, 1), (3, 3, 2, 4), (1, 3, 1, 2), (3,
 # spectral normalisation
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("shape", WEIGHT_SHAPES)
-def test_spectral_normalize_matches_reference(ns, shape):
+def test_spectral_normalize_matches_reference(xp, shape):
     rng = np.random.default_rng(sum(shape))
     w = rng.standard_normal(shape)
     u = rng.standard_normal(shape[-1])
     w_ref, u_ref = ref.spectral_normalize(w, u)
-    w_sn, u_new = core.spectral_normalize(to_ns(ns, w), to_ns(ns, u))
+    w_sn, u_new = core.spectral_normalize(xp.asarray(w), xp.asarray(u))
     assert tuple(w_sn.shape) == shape and tuple(u_new.shape) == (shape[-1],)
     close64(w_sn, w_ref)
     close64(u_new, u_ref)
-    w32, u32 = core.spectral_normalize(to_ns(ns, w.astype(np.float32)), to_ns(ns, u.astype(np.float32)))
+    w32, u32 = core.spectral_normalize(xp.asarray(w.astype(np.float32)), xp.asarray(u.astype(np.float32)))
     close32(w32, w_ref)
     close32(u32, u_ref)
 
@@ -66,9 +66,9 @@ def test_spectral_normalize_diagonal_is_exact(impl):
     assert w[0, 0] / to_np(w_sn)[0, 0] == 3.0
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("shape", [(4, 3), (2, 2, 1, 3), (2, 5)])
-def test_spectral_normalize_iterated_converges_to_largest_singular_value(ns, shape):
+def test_spectral_normalize_iterated_converges_to_largest_singular_value(xp, shape):
     rng = np.random.default_rng(7)
     fan_in, c_out = int(np.prod(shape[:-1])), shape[-1]
     r = min(fan_in, c_out)
@@ -79,8 +79,8 @@ def test_spectral_normalize_iterated_converges_to_largest_singular_value(ns, sha
     W = P @ np.diag(s) @ Q.T
     w = W.reshape(shape)
     sigma_svd = np.linalg.svd(W, compute_uv=False)[0]
-    u = to_ns(ns, np.ones(c_out))
-    w_ns = to_ns(ns, w)
+    u = xp.asarray(np.ones(c_out))
+    w_ns = xp.asarray(w)
     for _ in range(100):
         w_sn, u = core.spectral_normalize(w_ns, u)
     w_sn = to_np(w_sn)
@@ -144,16 +144,16 @@ def test_spectral_normalize_gradient_flows_through_sigma_only():
 # orthogonality penalty
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("shape", WEIGHT_SHAPES)
-def test_orthogonal_penalty_matches_reference(ns, shape):
+def test_orthogonal_penalty_matches_reference(xp, shape):
     rng = np.random.default_rng(10 + sum(shape))
     w = rng.standard_normal(shape)
     want = ref.orthogonal_penalty(w)
-    got = core.orthogonal_penalty(to_ns(ns, w))
+    got = core.orthogonal_penalty(xp.asarray(w))
     assert tuple(got.shape) == ()
     close64(got, want)
-    close32(core.orthogonal_penalty(to_ns(ns, w.astype(np.float32))), want)
+    close32(core.orthogonal_penalty(xp.asarray(w.astype(np.float32))), want)
 
 
 @pytest.mark.parametrize("impl", [ref, core])
@@ -186,16 +186,16 @@ BN_CASES = [
 ]
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("shape,axes", BN_CASES)
-def test_batch_stats_and_batch_norm_match_reference(ns, shape, axes):
+def test_batch_stats_and_batch_norm_match_reference(xp, shape, axes):
     rng = np.random.default_rng(len(shape) + sum(shape))
     x = rng.standard_normal(shape) * 2.0 + 0.5
     C = shape[-1]
     gain = rng.standard_normal(C)
     bias = rng.standard_normal(C)
     m_ref, v_ref = ref.batch_stats(x, axes)
-    m, v = core.batch_stats(to_ns(ns, x), axes)
+    m, v = core.batch_stats(xp.asarray(x), axes)
     assert (
         tuple(m.shape)
         == m_ref.shape
@@ -204,30 +204,30 @@ def test_batch_stats_and_batch_norm_match_reference(ns, shape, axes):
     close64(m, m_ref)
     close64(v, v_ref)
     y_ref = ref.batch_norm(x, gain, bias, axes)
-    close64(core.batch_norm(to_ns(ns, x), to_ns(ns, gain), to_ns(ns, bias), axes), y_ref)
-    y32 = core.batch_norm(*(to_ns(ns, a.astype(np.float32)) for a in (x, gain, bias)), axes)
+    close64(core.batch_norm(xp.asarray(x), xp.asarray(gain), xp.asarray(bias), axes), y_ref)
+    y32 = core.batch_norm(*(xp.asarray(a.astype(np.float32)) for a in (x, gain, bias)), axes)
     close32(y32, y_ref)
     # Per-sample gain/bias of keepdims shape (B, 1, ..., 1, C).
     per = (shape[0],) + (1,) * (len(shape) - 2) + (C,)
     g2, b2 = rng.standard_normal(per), rng.standard_normal(per)
-    close64(core.batch_norm(to_ns(ns, x), to_ns(ns, g2), to_ns(ns, b2), axes), ref.batch_norm(x, g2, b2, axes))
+    close64(core.batch_norm(xp.asarray(x), xp.asarray(g2), xp.asarray(b2), axes), ref.batch_norm(x, g2, b2, axes))
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("shape,axes", BN_CASES)
-def test_batch_norm_standardises_each_group(ns, shape, axes):
+def test_batch_norm_standardises_each_group(xp, shape, axes):
     rng = np.random.default_rng(1)
     x = rng.standard_normal(shape) * 3.0 - 1.0
     eps = 1e-5
     C = shape[-1]
-    y = to_np(core.batch_norm(to_ns(ns, x), to_ns(ns, np.ones(C)), to_ns(ns, np.zeros(C)), axes, eps=eps))
+    y = to_np(core.batch_norm(xp.asarray(x), xp.asarray(np.ones(C)), xp.asarray(np.zeros(C)), axes, eps=eps))
     axes_t = tuple(a % len(shape) for a in axes)
     np.testing.assert_allclose(y.mean(axis=axes_t), 0.0, atol=1e-12)
     var_x = x.var(axis=axes_t)  # NumPy's biased variance, computed independently
     np.testing.assert_allclose(y.var(axis=axes_t), var_x / (var_x + eps), rtol=1e-10)
     # With gain g and bias beta the groups have mean beta and std |g| * sqrt(var / (var + eps)).
     g, beta = np.full(C, -2.0), np.full(C, 0.25)
-    y = to_np(core.batch_norm(to_ns(ns, x), to_ns(ns, g), to_ns(ns, beta), axes, eps=eps))
+    y = to_np(core.batch_norm(xp.asarray(x), xp.asarray(g), xp.asarray(beta), axes, eps=eps))
     np.testing.assert_allclose(y.mean(axis=axes_t), 0.25, rtol=1e-10)
     np.testing.assert_allclose(y.std(axis=axes_t), 2.0 * np.sqrt(var_x / (var_x + eps)), rtol=1e-10)
 
@@ -249,20 +249,20 @@ def test_batch_norm_standardises_hypothesis(shape, seed, scale):
     np.testing.assert_allclose(y.var(axis=axes), var_x / (var_x + 1e-5), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
-def test_batch_norm_standing_statistics(ns):
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
+def test_batch_norm_standing_statistics(xp):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 2, 3))
     gain, bias = rng.standard_normal(3), rng.standard_normal(3)
     axes = (0, 1, 2)
-    X, G, Bi = to_ns(ns, x), to_ns(ns, gain), to_ns(ns, bias)
+    X, G, Bi = xp.asarray(x), xp.asarray(gain), xp.asarray(bias)
     # Feeding the batch's own statistics back reproduces the batch-statistics result.
     m, v = core.batch_stats(X, axes)
     close64(core.batch_norm(X, G, Bi, axes, mean=m, var=v), to_np(core.batch_norm(X, G, Bi, axes)))
     # Arbitrary standing statistics of shape (C,): closed form by NumPy broadcasting.
     mean, var = np.array([0.5, -1.0, 2.0]), np.array([4.0, 0.25, 1.0])
     want = (x - mean) / np.sqrt(var + 1e-5) * gain + bias
-    got = core.batch_norm(X, G, Bi, axes, mean=to_ns(ns, mean), var=to_ns(ns, var))
+    got = core.batch_norm(X, G, Bi, axes, mean=xp.asarray(mean), var=xp.asarray(var))
     close64(got, want)
     close64(got, ref.batch_norm(x, gain, bias, axes, mean=mean, var=var))
 
@@ -281,18 +281,18 @@ def cbn_params(rng, D, C, scale=1.0):
 CBN_SHAPES = [((2, 3, 4, 2), 3), ((1, 2, 3, 1), 2), ((2, 3, 2, 3, 2), 4), ((3, 2, 1, 2, 1), 1)]
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("shape,D", CBN_SHAPES)
-def test_conditional_batch_norm_matches_reference(ns, shape, D):
+def test_conditional_batch_norm_matches_reference(xp, shape, D):
     rng = np.random.default_rng(sum(shape) + D)
     x = rng.standard_normal(shape)
     cond = rng.standard_normal((shape[0], D))
     params = cbn_params(rng, D, shape[-1], 0.5)
     y_ref = ref.conditional_batch_norm(x, cond, params)
-    y = core.conditional_batch_norm(to_ns(ns, x), to_ns(ns, cond), to_ns(ns, params))
+    y = core.conditional_batch_norm(xp.asarray(x), xp.asarray(cond), xp.asarray(params))
     close64(y, y_ref)
     y32 = core.conditional_batch_norm(
-        to_ns(ns, x.astype(np.float32)), to_ns(ns, cond.astype(np.float32)), to_ns(ns, cast(params, np.float32))
+        xp.asarray(x.astype(np.float32)), xp.asarray(cond.astype(np.float32)), xp.asarray(cast(params, np.float32))
     )
     close32(y32, y_ref)
     # Explicit axes and standing statistics go through as in batch_norm.
@@ -300,15 +300,15 @@ def test_conditional_batch_norm_matches_reference(ns, shape, D):
     mean, var = ref.batch_stats(x, axes)
     close64(
         core.conditional_batch_norm(
-            to_ns(ns, x), to_ns(ns, cond), to_ns(ns, params), axes=axes, mean=to_ns(ns, mean), var=to_ns(ns, var)
+            xp.asarray(x), xp.asarray(cond), xp.asarray(params), axes=axes, mean=xp.asarray(mean), var=xp.asarray(var)
         ),
         ref.conditional_batch_norm(x, cond, params, axes=axes, mean=mean, var=var),
     )
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("shape,D", CBN_SHAPES)
-def test_conditional_batch_norm_closed_forms(ns, shape, D):
+def test_conditional_batch_norm_closed_forms(xp, shape, D):
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shape) + 1.0
     cond = rng.standard_normal((shape[0], D))
@@ -316,7 +316,7 @@ def test_conditional_batch_norm_closed_forms(ns, shape, D):
     axes = (0, 1, 2) if len(shape) == 4 else (0, 2, 3)
     # Zero affine maps: gain = 1 + 0, bias = 0 -> plain batch norm (statistics per time step for videos).
     zero = cbn_params(rng, D, C, 0.0)
-    y = to_np(core.conditional_batch_norm(to_ns(ns, x), to_ns(ns, cond), to_ns(ns, zero)))
+    y = to_np(core.conditional_batch_norm(xp.asarray(x), xp.asarray(cond), xp.asarray(zero)))
     mu, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
     close64(y, (x - mu) / np.sqrt(var + 1e-5))
     # General affine maps, closed form with NumPy broadcasting.
@@ -325,7 +325,7 @@ def test_conditional_batch_norm_closed_forms(ns, shape, D):
     bias = cond @ p["bias"]["w"] + p["bias"]["b"]
     per = (shape[0],) + (1,) * (len(shape) - 2) + (C,)
     want = (x - mu) / np.sqrt(var + 1e-5) * gain.reshape(per) + bias.reshape(per)
-    close64(core.conditional_batch_norm(to_ns(ns, x), to_ns(ns, cond), to_ns(ns, p)), want)
+    close64(core.conditional_batch_norm(xp.asarray(x), xp.asarray(cond), xp.asarray(p)), want)
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _test_helpers import NAMESPACES, close32, close64, to_np, to_ns
+from _test_helpers import close32, close64, to_np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -32,9 +32,9 @@ def f32(tree):
 # hinge losses
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("impl", ["core", "ref"])
-def test_hinge_losses_hand_values(ns, impl):
+def test_hinge_losses_hand_values(xp, impl):
     real = np.array([2.0, 0.5, -1.0])
     fake = np.array([-2.0, 0.0, 3.0])
     # relu(1 - real) = [0, 0.5, 2] -> mean 5/6; relu(1 + fake) = [0, 1, 4] -> mean 5/3; total 5/2.
@@ -42,26 +42,26 @@ def test_hinge_losses_hand_values(ns, impl):
     if impl == "ref":
         d, g = ref.d_hinge_loss(real, fake), ref.g_hinge_loss(fake)
     else:
-        d, g = core.d_hinge_loss(to_ns(ns, real), to_ns(ns, fake)), core.g_hinge_loss(to_ns(ns, fake))
+        d, g = core.d_hinge_loss(xp.asarray(real), xp.asarray(fake)), core.g_hinge_loss(xp.asarray(fake))
     assert tuple(d.shape) == () and tuple(g.shape) == ()
     np.testing.assert_allclose(to_np(d), 2.5, rtol=1e-15)
     np.testing.assert_allclose(to_np(g), -1.0 / 3.0, rtol=1e-15)
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize(
     "real_shape,fake_shape",
     [((4,), (4,)), ((1,), (1,)), ((3, 3, 2), (3, 3, 2)), ((2, 5), (2, 5)), ((4,), (2, 2, 3))],
 )
-def test_hinge_losses_match_reference(ns, real_shape, fake_shape):
+def test_hinge_losses_match_reference(xp, real_shape, fake_shape):
     rng = np.random.default_rng(len(real_shape) + len(fake_shape))
     real = 1.5 * rng.standard_normal(real_shape)
     fake = 1.5 * rng.standard_normal(fake_shape)
     d_ref, g_ref = ref.d_hinge_loss(real, fake), ref.g_hinge_loss(fake)
-    close64(core.d_hinge_loss(to_ns(ns, real), to_ns(ns, fake)), d_ref)
-    close64(core.g_hinge_loss(to_ns(ns, fake)), g_ref)
-    close32(core.d_hinge_loss(to_ns(ns, f32(real)), to_ns(ns, f32(fake))), d_ref)
-    close32(core.g_hinge_loss(to_ns(ns, f32(fake))), g_ref)
+    close64(core.d_hinge_loss(xp.asarray(real), xp.asarray(fake)), d_ref)
+    close64(core.g_hinge_loss(xp.asarray(fake)), g_ref)
+    close32(core.d_hinge_loss(xp.asarray(f32(real)), xp.asarray(f32(fake))), d_ref)
+    close32(core.g_hinge_loss(xp.asarray(f32(fake))), g_ref)
 
 
 scores = hnp.arrays(
@@ -92,51 +92,51 @@ def head(rng, C, scale=1.0):
     return {"w": scale * rng.standard_normal((C, 1)), "b": scale * rng.standard_normal(1)}
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("B,C", [(3, 4), (1, 2), (2, 1), (4, 3)])
-def test_projection_matches_reference_and_closed_form(ns, B, C):
+def test_projection_matches_reference_and_closed_form(xp, B, C):
     rng = np.random.default_rng(B * 10 + C)
     h = rng.standard_normal((B, C))
     y = rng.standard_normal((B, C))
     p = head(rng, C)
     o_ref = ref.projection(h, y, p)
-    o = core.projection(to_ns(ns, h), to_ns(ns, y), to_ns(ns, p))
+    o = core.projection(xp.asarray(h), xp.asarray(y), xp.asarray(p))
     assert tuple(o.shape) == (B,)
     close64(o, o_ref)
-    close32(core.projection(to_ns(ns, f32(h)), to_ns(ns, f32(y)), to_ns(ns, f32(p))), o_ref)
+    close32(core.projection(xp.asarray(f32(h)), xp.asarray(f32(y)), xp.asarray(f32(p))), o_ref)
     # w = 0, b = 0: only the class term, the row-wise dot product <h_b, y_b>.
     zero = {"w": np.zeros((C, 1)), "b": np.zeros(1)}
-    close64(core.projection(to_ns(ns, h), to_ns(ns, y), to_ns(ns, zero)), np.einsum("bc,bc->b", h, y))
+    close64(core.projection(xp.asarray(h), xp.asarray(y), xp.asarray(zero)), np.einsum("bc,bc->b", h, y))
     # Dummy zero class embedding: only the unconditional term h w + b.
-    close64(core.projection(to_ns(ns, h), to_ns(ns, np.zeros((B, C))), to_ns(ns, p)), h @ p["w"][:, 0] + p["b"][0])
+    close64(core.projection(xp.asarray(h), xp.asarray(np.zeros((B, C))), xp.asarray(p)), h @ p["w"][:, 0] + p["b"][0])
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("B,T,C", [(2, 3, 4), (1, 1, 2), (3, 2, 1), (2, 5, 3)])
-def test_mixed_projection_matches_reference(ns, B, T, C):
+def test_mixed_projection_matches_reference(xp, B, T, C):
     rng = np.random.default_rng(B * 100 + T * 10 + C)
     h = rng.standard_normal((B, T, C))
     y = rng.standard_normal((B, C))
     p = head(rng, C)
     o_ref = ref.mixed_projection(h, y, p)
-    o = core.mixed_projection(to_ns(ns, h), to_ns(ns, y), to_ns(ns, p))
+    o = core.mixed_projection(xp.asarray(h), xp.asarray(y), xp.asarray(p))
     assert tuple(o.shape) == (B, B, T)
     close64(o, o_ref)
-    close32(core.mixed_projection(to_ns(ns, f32(h)), to_ns(ns, f32(y)), to_ns(ns, f32(p))), o_ref)
+    close32(core.mixed_projection(xp.asarray(f32(h)), xp.asarray(f32(y)), xp.asarray(f32(p))), o_ref)
     # Eq. 15 vectorised independently with einsum.
     r_x = np.einsum("btc,c->bt", h, p["w"][:, 0]) + p["b"][0]
     S = np.einsum("btc,bc->b", h, y)
     close64(o, r_x[:, None, :] + S[None, :, None])
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
-def test_mixed_projection_structure(ns):
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
+def test_mixed_projection_structure(xp):
     rng = np.random.default_rng(4)
     B, T, C = 3, 4, 2
     h = rng.standard_normal((B, T, C))
     y = rng.standard_normal((B, C))
     p = head(rng, C)
-    o = to_np(core.mixed_projection(to_ns(ns, h), to_ns(ns, y), to_ns(ns, p)))
+    o = to_np(core.mixed_projection(xp.asarray(h), xp.asarray(y), xp.asarray(p)))
     # o[b, b', t] - o[b, b'', t] = sum_t' r_xy^{b',t'} - sum_t' r_xy^{b'',t'}: the same for every b and t.
     diff = o[:, :, None, :] - o[:, None, :, :]  # (b, b', b'', t)
     np.testing.assert_allclose(diff, np.broadcast_to(diff[:1, :, :, :1], diff.shape), rtol=1e-12, atol=1e-12)
@@ -145,36 +145,36 @@ def test_mixed_projection_structure(ns):
     for b2 in range(B):
         np.testing.assert_allclose(o[:, b2, :] - o[b2, b2, :], r_x - r_x[b2], rtol=1e-12, atol=1e-12)
     # With y_embed = 0 every column b' is the same: o[b, b', t] = r_x^{b,t}.
-    o0 = to_np(core.mixed_projection(to_ns(ns, h), to_ns(ns, np.zeros((B, C))), to_ns(ns, p)))
+    o0 = to_np(core.mixed_projection(xp.asarray(h), xp.asarray(np.zeros((B, C))), xp.asarray(p)))
     for b2 in range(B):
         close64(o0[:, b2, :], r_x)
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
-def test_mixed_projection_diagonal_with_one_step_is_projection(ns):
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
+def test_mixed_projection_diagonal_with_one_step_is_projection(xp):
     # T = 1: o[b, b, 0] = r_x^{b,0} + r_xy^{b,0} = the plain projection head on h[:, 0].
     rng = np.random.default_rng(8)
     h = rng.standard_normal((3, 1, 2))
     y = rng.standard_normal((3, 2))
     p = head(rng, 2)
-    o = to_np(core.mixed_projection(to_ns(ns, h), to_ns(ns, y), to_ns(ns, p)))
-    close64(np.diagonal(o[:, :, 0]), to_np(core.projection(to_ns(ns, h[:, 0]), to_ns(ns, y), to_ns(ns, p))))
+    o = to_np(core.mixed_projection(xp.asarray(h), xp.asarray(y), xp.asarray(p)))
+    close64(np.diagonal(o[:, :, 0]), to_np(core.projection(xp.asarray(h[:, 0]), xp.asarray(y), xp.asarray(p))))
 
 
 # ---------------------------------------------------------------------------
 # errors
 
 
-@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.xp_libraries("numpy", "array_api_strict")
 @pytest.mark.parametrize("where", ["real", "fake"])
-def test_nan_scores_give_nan_losses_in_the_reference_and_the_core(ns, where):
+def test_nan_scores_give_nan_losses_in_the_reference_and_the_core(xp, where):
     """rho(NaN) is NaN: a hinge must not turn a diverged score into a zero loss (max(NaN, 0) is NaN)."""
     real, fake = np.array([0.5, 2.0, -0.3]), np.array([-2.0, 0.1])
     (real if where == "real" else fake)[0] = np.nan
     assert np.isnan(ref.d_hinge_loss(real, fake))
-    assert np.isnan(to_np(core.d_hinge_loss(to_ns(ns, real), to_ns(ns, fake))))
+    assert np.isnan(to_np(core.d_hinge_loss(xp.asarray(real), xp.asarray(fake))))
     if where == "fake":
-        assert np.isnan(ref.g_hinge_loss(fake)) and np.isnan(to_np(core.g_hinge_loss(to_ns(ns, fake))))
+        assert np.isnan(ref.g_hinge_loss(fake)) and np.isnan(to_np(core.g_hinge_loss(xp.asarray(fake))))
 
 
 def test_loss_errors():

@@ -71,45 +71,36 @@ def _fast_and_generic(backend, op_name, *args):
     return backend.to_numpy(fast), backend.to_numpy(generic)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", range(len(CONV2D_CASES)))
-def test_conv2d(backend, dtype, case):
+def _need_dtype(backend, dtype) -> None:
     if dtype == "float64" and not backend.supports_float64:
         pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
-    xs, ws, with_bias = CONV2D_CASES[case]
-    x, w, b = _draw(case, xs, ws, ws[-1:], dtype=dtype)
-    b = b if with_bias else None
-    args = backend.asarray([x, w] + ([b] if with_bias else []))
-    fast, generic = _fast_and_generic(backend, "conv2d", *args)
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    with ops.generic_only():
-        abs_sum = ops.conv2d(np.abs(x64), np.abs(w64), None if b is None else np.abs(b.astype(np.float64)))
-    n = ws[0] * ws[1] * ws[2] + 1
-    assert_within(fast, generic, two_sums_bound(abs_sum, n, dtype), f"conv2d {xs} * {ws} [{dtype}]")
+
+
+#: (op, its cases, the seed offset of their inputs); a case is (x shape, w shape, with bias)
+CONV_OPS = {"conv2d": (CONV2D_CASES, 0), "conv3d": (CONV3D_CASES, 100)}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", range(len(CONV3D_CASES)))
-def test_conv3d(backend, dtype, case):
-    if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
-    xs, ws, with_bias = CONV3D_CASES[case]
-    x, w, b = _draw(100 + case, xs, ws, ws[-1:], dtype=dtype)
+@pytest.mark.parametrize("op_name,case", [(op, i) for op, (cases, _) in CONV_OPS.items() for i in range(len(cases))])
+def test_conv(backend, dtype, op_name, case):
+    _need_dtype(backend, dtype)
+    cases, seed = CONV_OPS[op_name]
+    xs, ws, with_bias = cases[case]
+    x, w, b = _draw(seed + case, xs, ws, ws[-1:], dtype=dtype)
     b = b if with_bias else None
     args = backend.asarray([x, w] + ([b] if with_bias else []))
-    fast, generic = _fast_and_generic(backend, "conv3d", *args)
+    fast, generic = _fast_and_generic(backend, op_name, *args)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     with ops.generic_only():
-        abs_sum = ops.conv3d(np.abs(x64), np.abs(w64), None if b is None else np.abs(b.astype(np.float64)))
-    n = ws[0] * ws[1] * ws[2] * ws[3] + 1
-    assert_within(fast, generic, two_sums_bound(abs_sum, n, dtype), f"conv3d {xs} * {ws} [{dtype}]")
+        abs_sum = getattr(ops, op_name)(np.abs(x64), np.abs(w64), None if b is None else np.abs(b.astype(np.float64)))
+    n = int(np.prod(ws[:-1])) + 1  # the products of one output and its bias
+    assert_within(fast, generic, two_sums_bound(abs_sum, n, dtype), f"{op_name} {xs} * {ws} [{dtype}]")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", range(len(POOL_CASES)))
 def test_avg_pool(backend, dtype, case):
-    if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
+    _need_dtype(backend, dtype)
     xs, s = POOL_CASES[case]
     (x,) = _draw(200 + case, xs, dtype=dtype)
     fast, generic = _fast_and_generic(backend, "avg_pool", backend.asarray(x), s)
@@ -120,43 +111,25 @@ def test_avg_pool(backend, dtype, case):
     assert_within(fast, generic, two_sums_bound(abs_mean, s * s + 2, dtype), f"avg_pool {xs} / {s} [{dtype}]")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", range(len(PAD_CASES)))
-def test_pad_hw_exact(backend, dtype, case):
-    if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
-    xs, ph, pw = PAD_CASES[case]
-    (x,) = _draw(300 + case, xs, dtype=dtype)
-    fast, generic = _fast_and_generic(backend, "pad_hw", backend.asarray(x), ph, pw)
-    np.testing.assert_array_equal(fast, generic)
+#: data-movement ops (bit-exact): (their cases, the seed offset of their inputs); a case is (x shape, *arguments)
+EXACT_OPS = {"pad_hw": (PAD_CASES, 300), "upsample_nearest": (UPSAMPLE_CASES, 400),
+             "adaptive_max_pool": (ADAPTIVE_CASES, 500)}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", range(len(UPSAMPLE_CASES)))
-def test_upsample_nearest_exact(backend, dtype, case):
-    if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
-    xs, s = UPSAMPLE_CASES[case]
-    (x,) = _draw(400 + case, xs, dtype=dtype)
-    fast, generic = _fast_and_generic(backend, "upsample_nearest", backend.asarray(x), s)
-    np.testing.assert_array_equal(fast, generic)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", range(len(ADAPTIVE_CASES)))
-def test_adaptive_max_pool_exact(backend, dtype, case):
-    if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
-    xs, out = ADAPTIVE_CASES[case]
-    (x,) = _draw(500 + case, xs, dtype=dtype)
-    fast, generic = _fast_and_generic(backend, "adaptive_max_pool", backend.asarray(x), out)
+@pytest.mark.parametrize("op_name,case", [(op, i) for op, (cases, _) in EXACT_OPS.items() for i in range(len(cases))])
+def test_data_movement_is_exact(backend, dtype, op_name, case):
+    _need_dtype(backend, dtype)
+    cases, seed = EXACT_OPS[op_name]
+    xs, *args = cases[case]
+    (x,) = _draw(seed + case, xs, dtype=dtype)
+    fast, generic = _fast_and_generic(backend, op_name, backend.asarray(x), *args)
     np.testing.assert_array_equal(fast, generic)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_stop_gradient_value_exact(backend, dtype):
-    if dtype == "float64" and not backend.supports_float64:
-        pytest.skip(f"backend {backend.name!r} has no float64 here (device or TRIVD_JAX_X64=0)")
+    _need_dtype(backend, dtype)
     (x,) = _draw(600, (2, 3, 4, 1), dtype=dtype)
     fast, generic = _fast_and_generic(backend, "stop_gradient", backend.asarray(x))
     np.testing.assert_array_equal(fast, generic)
