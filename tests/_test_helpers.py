@@ -42,6 +42,16 @@ def tree_map(fn, tree):
     return fn(tree)
 
 
+def flat(tree, prefix=""):
+    """``{"/a/b": NumPy leaf}`` of a nested dict (compare two trees leaf by leaf with readable paths)."""
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(flat(v, f"{prefix}/{k}"))
+        return out
+    return {prefix: np.asarray(tree)}
+
+
 def tree_leaves(tree, path=()):
     """``(path, leaf)`` pairs of a nested dict, depth first in insertion order."""
     if isinstance(tree, dict):

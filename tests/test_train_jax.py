@@ -20,6 +20,8 @@ import pytest
 pytest.importorskip("jax")
 pytest.importorskip("optax")
 
+from _test_helpers import flat  # noqa: E402
+
 from trivd_core import generate, get_config  # noqa: E402
 from trivd_core.data import Loader, make_dataset  # noqa: E402
 from trivd_core.train import TrainOptions, load_checkpoint, train  # noqa: E402
@@ -61,22 +63,13 @@ def _run(engine, run_dir, steps, *, resume=False, nan_at=None):
         return train(engine, CFG, loader, opts, resume=resume, log=lambda m: None)
 
 
-def _flat(tree, prefix=""):
-    if isinstance(tree, dict):
-        out = {}
-        for k, v in tree.items():
-            out.update(_flat(v, f"{prefix}/{k}"))
-        return out
-    return {prefix: np.asarray(tree)}
-
-
 def test_resume_is_bit_exact(engine, tmp_path):
     n = 2
     assert _run(engine, tmp_path / "full", 2 * n).step == 2 * n
     assert _run(engine, tmp_path / "split", n).step == n
     assert _run(engine, tmp_path / "split", 2 * n, resume=True).step == 2 * n
-    a = _flat(load_checkpoint(tmp_path / "full" / "checkpoints")[0])
-    b = _flat(load_checkpoint(tmp_path / "split" / "checkpoints")[0])
+    a = flat(load_checkpoint(tmp_path / "full" / "checkpoints")[0])
+    b = flat(load_checkpoint(tmp_path / "split" / "checkpoints")[0])
     assert set(a) == set(b) and len(a) > 100
     for k in a:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k  # exact, every array
@@ -87,7 +80,7 @@ def test_export_is_a_numpy_tree_the_numpy_core_runs(engine, tmp_path):
     _run(engine, tmp_path / "r", 1)
     tree, meta = load_checkpoint(tmp_path / "r" / "checkpoints")
     assert meta["backend"] == "jax"
-    leaves = _flat(tree)
+    leaves = flat(tree)
     assert all(isinstance(v, np.ndarray) for v in leaves.values())
     assert {v.dtype for v in leaves.values()} <= {np.dtype(np.float32), np.dtype(np.int64)}
     assert set(tree["opt_g"]) == {"mu", "nu", "count"}
@@ -100,7 +93,7 @@ def test_export_is_a_numpy_tree_the_numpy_core_runs(engine, tmp_path):
     got = engine.predict(engine.restore(tree), cond, z, ema=True)
     assert np.max(np.abs(got - expected)) < 1e-3
     # restore(export) is the identity
-    again = _flat(engine.export(engine.restore(tree)))
+    again = flat(engine.export(engine.restore(tree)))
     for k, v in leaves.items():
         assert np.array_equal(again[k], v) and again[k].dtype == v.dtype, k
 
@@ -113,7 +106,7 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(engine, tmp_path):
     assert "step_00000002.json" in res.message
     tree, meta = load_checkpoint(tmp_path / "nan" / "checkpoints")
     assert meta["step"] == 2
-    assert all(np.isfinite(v).all() for v in _flat(tree).values() if v.dtype.kind == "f")
+    assert all(np.isfinite(v).all() for v in flat(tree).values() if v.dtype.kind == "f")
     engine.restore(tree)  # loadable into the engine
 
 
@@ -125,6 +118,7 @@ SHARDED = textwrap.dedent("""
     from trivd_core import get_config
     from trivd_core.data import Loader, make_dataset
     from trivd_core.train import InputSampler, loop_rng
+    from trivd_core.tree import tree_paths
     cfg = get_config("tiny", t_cond=1, t_pred=2, K=2, g_ch=2, d_ch=2, batch_size=8, decomposition="faster")
     be = backends.load("jax")
     assert len(jax.local_devices()) == 4
@@ -138,18 +132,10 @@ SHARDED = textwrap.dedent("""
         shards = sorted((s.device.id, s.data.shape) for s in sharded.addressable_shards)
         ts, metrics = eng.step(eng.init(0), inputs)
         tree = eng.export(ts)
-        np.savez(sys.argv[1] + f"/n{n}.npz", **{k: v for k, v in _flat(tree).items()})
+        np.savez(sys.argv[1] + f"/n{n}.npz", **{"/" + "/".join(p): np.asarray(v) for p, v in tree_paths(tree)})
         out[n] = {"metrics": metrics, "shards": [[i, list(s)] for i, s in shards],
                   "devices": eng.devices}
     json.dump(out, open(sys.argv[1] + "/out.json", "w"))
-""").replace("import backends\n", "import backends\n" + """
-def _flat(t, p=""):
-    if isinstance(t, dict):
-        o = {}
-        for k, v in t.items():
-            o.update(_flat(v, p + "/" + k))
-        return o
-    return {p: np.asarray(t)}
 """)
 
 

@@ -67,6 +67,8 @@ import pytest  # noqa: E402
 
 torch = pytest.importorskip("torch", reason="the torch engine needs torch")
 
+from _test_helpers import flat  # noqa: E402
+
 import backends  # noqa: E402
 from backends.torch.engine import EXPORT_KEYS, TorchEngine  # noqa: E402
 from trivd_core.configs import get_config  # noqa: E402
@@ -88,15 +90,6 @@ def make_inputs(cfg, rng: np.random.Generator, batch: int) -> dict:
         "rand_d": {k: np.stack([d[k] for d in rand_d]) for k in rand_d[0]},
         "rand_g": sample_randomness(cfg, rng, batch),
     }
-
-
-def flat(tree, prefix=""):
-    if isinstance(tree, dict):
-        out = {}
-        for k, v in tree.items():
-            out.update(flat(v, f"{prefix}/{k}"))
-        return out
-    return {prefix: np.asarray(tree)}
 
 
 def assert_bitwise(a, b, what):
