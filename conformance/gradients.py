@@ -62,9 +62,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from trivd_core.tree import tree_replace
-
-from .records import DTYPES, OpRecord, Tol, cotangents, differentiable_view, name_matches, rng_for, scalarize
+from .records import (
+    DTYPES,
+    OpRecord,
+    Tol,
+    cotangents,
+    differentiable_view,
+    name_matches,
+    replace_leaves,
+    rng_for,
+    scalarize,
+)
 from .results import Result, SkipEntry, as_records, conclude, load_skips, reference_outputs, to_float64
 from .targets import BackendTarget, Target, _lookup, get_target
 
@@ -246,12 +254,7 @@ def target_gradient(target: Target, record: OpRecord, case: str, dtype: str, *, 
     tcots = [target.to_target(c.astype(dtype)) for c in cots]
 
     def f(*new_leaves):
-        a, k = list(targs), dict(tkwargs)
-        for (slot, *rest), leaf in zip(paths, new_leaves):
-            if isinstance(slot, int):
-                a[slot] = tree_replace(a[slot], tuple(rest), leaf)
-            else:
-                k[slot] = tree_replace(k[slot], tuple(rest), leaf)
+        a, k = replace_leaves(targs, tkwargs, paths, new_leaves)
         return scalarize(record, record.outputs(fn(*a, **k)), tcots)
 
     vg = backend.value_and_grad(f, tuple(range(len(leaves))))

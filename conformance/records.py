@@ -188,15 +188,21 @@ def differentiable_view(record: OpRecord, args: Sequence, kwargs: Mapping):
     def rebuild(new_leaves: Sequence[Any]) -> tuple[tuple, dict]:
         if len(new_leaves) != len(paths):
             raise ValueError(f"rebuild() needs {len(paths)} leaves, got {len(new_leaves)}")
-        a, k = list(args), dict(kwargs)
-        for (slot, *rest), leaf in zip(paths, new_leaves):
-            if isinstance(slot, int):
-                a[slot] = tree_replace(a[slot], tuple(rest), leaf)
-            else:
-                k[slot] = tree_replace(k[slot], tuple(rest), leaf)
-        return tuple(a), k
+        return replace_leaves(args, kwargs, paths, new_leaves)
 
     return paths, leaves, rebuild
+
+
+def replace_leaves(args: Sequence, kwargs: Mapping, paths: Sequence[tuple], leaves: Sequence[Any]) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` with the leaf at each ``paths[i] = (slot, *keys)`` replaced by ``leaves[i]`` (copies of
+    the containers; the other leaves are shared)."""
+    a, k = list(args), dict(kwargs)
+    for (slot, *rest), leaf in zip(paths, leaves):
+        if isinstance(slot, int):
+            a[slot] = tree_replace(a[slot], tuple(rest), leaf)
+        else:
+            k[slot] = tree_replace(k[slot], tuple(rest), leaf)
+    return tuple(a), k
 
 
 # ---------------------------------------------------------------------------

@@ -113,15 +113,26 @@ def test_the_lock_is_reentrant_in_one_process_and_exclusive_across_processes(tmp
 # -- signals, NaN, data errors, a full disk ---------------------------------------------------------
 
 
-class _Signalling(CountingEngine):
-    def __init__(self, sig, at):
+class _AtStep(CountingEngine):
+    """The counting engine, with :meth:`happen` called as step ``at`` starts."""
+
+    def __init__(self, at):
         super().__init__()
-        self.sig, self.at = sig, at
+        self.at = at
 
     def step(self, ts, inputs):
         if int(ts["step"]) + 1 == self.at:
-            os.kill(os.getpid(), self.sig)
+            self.happen()
         return super().step(ts, inputs)
+
+
+class _Signalling(_AtStep):
+    def __init__(self, sig, at):
+        super().__init__(at)
+        self.sig = sig
+
+    def happen(self):
+        os.kill(os.getpid(), self.sig)
 
 
 def test_sigterm_finishes_the_step_saves_and_exits_143(tmp_path):
@@ -209,20 +220,18 @@ def test_a_data_error_mid_run_saves_and_reports(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoints")[1]["step"] == 4
 
 
-class _DiskFull(CountingEngine):
+class _DiskFull(_AtStep):
     """The disk fills up during step ``at``: from then on every fsync fails with ENOSPC."""
 
     def __init__(self, at, monkeypatch):
-        super().__init__()
-        self.at, self.mp = at, monkeypatch
+        super().__init__(at)
+        self.mp = monkeypatch
 
-    def step(self, ts, inputs):
-        if int(ts["step"]) + 1 == self.at:
-            def full(fd):
-                raise OSError(errno.ENOSPC, "No space left on device")
+    def happen(self):
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-            self.mp.setattr(os, "fsync", full)
-        return super().step(ts, inputs)
+        self.mp.setattr(os, "fsync", full)
 
 
 def test_disk_full_keeps_earlier_checkpoints_and_leaves_no_temp_files(tmp_path, monkeypatch):

@@ -64,11 +64,17 @@ def _bounds(h, W, G, k, dtype):
             two_sums_bound(dW_abs, h.shape[-1], dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", range(len(CASES)))
-def test_fast_path_values(backend, dtype, case):
+@pytest.fixture(params=[(dtype, case) for case in range(len(CASES)) for dtype in DTYPES],
+                ids=lambda p: f"{p[1]}-{p[0]}")
+def warp_case(request, backend):
+    """``(h, W, G, k, dtype)`` of one case of :data:`CASES` in one dtype (float64 skipped where unsupported)."""
+    dtype, case = request.param
     _skip_float64(backend, dtype)
-    h, W, G, k = _draw(case, dtype)
+    return (*_draw(case, dtype), dtype)
+
+
+def test_fast_path_values(backend, warp_case):
+    h, W, G, k, dtype = warp_case
     xp = backend.namespace()
     fast_fn = ops.fast_paths(xp).get("warp_taps")
     assert fast_fn is not None and fast_fn.__module__.startswith("backends."), fast_fn
@@ -87,11 +93,8 @@ def test_fast_path_values(backend, dtype, case):
     np.testing.assert_array_equal(backend.to_numpy(warping.pixelwise_warp(hb, Wb, k)), backend.to_numpy(fast))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", range(len(CASES)))
-def test_fast_path_gradients(backend, dtype, case):
-    _skip_float64(backend, dtype)
-    h, W, G, k = _draw(case, dtype)
+def test_fast_path_gradients(backend, warp_case):
+    h, W, G, k, dtype = warp_case
     xp = backend.namespace()
     hb, Wb, Gb = backend.asarray([h, W, G])
 
