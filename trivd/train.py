@@ -9,7 +9,6 @@ them to :func:`trivd_core.train.train`.  See docs/training.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import backends
 from conformance.gate import build_gate
+from trivd_core.train import rundir
 
 from ._common import add_threads_option, default_backend, file_in_the_way, parse_options, setup_threads
 
@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     if resume:
         run_dir = Path(args.resume)
         try:
-            saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            saved = rundir.read_run_config(run_dir)
+        except rundir.RunDirError as exc:
             print(f"trivd train: --resume {run_dir}: cannot read its config.json ({exc})", file=sys.stderr)
             return 2
         try:
@@ -215,7 +215,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
     from trivd_core.data import DataError, Loader, make_dataset
     from trivd_core.train import CheckpointError, GateRefused, TrainOptions, train
 
-    if not resume and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").glob("step_*.json")):
+    if not resume and any((run_dir / rundir.CHECKPOINTS).glob("step_*.json")):
         print(f"trivd train: {run_dir} already holds checkpoints; use --resume {run_dir} or another --run-dir",
               file=sys.stderr)
         return 2

@@ -66,6 +66,7 @@ from .configs import Config, config_from_mapping
 from .data import Loader
 from .fvd import extract_features
 from .media import plot_curves
+from .train import rundir
 from .train.checkpoint import (
     CheckpointError,
     atomic_write_bytes,
@@ -161,13 +162,10 @@ def open_run(path) -> RunCheckpoint:
         ckpt = path
         ckpt_dir = path.parent
     else:
-        if (path / "checkpoints").is_dir():
-            ckpt_dir = path / "checkpoints"
-        elif path.name == "checkpoints" or any(path.glob("step_*.json")):
-            ckpt_dir = path
-        else:
-            raise EvalError(f"{path}: not a run directory (it has no checkpoints/ folder); "
-                            "pass the folder that `trivd train --run-dir` wrote, or a checkpoint .json")
+        try:
+            ckpt_dir, _ = rundir.checkpoint_dir(path)
+        except rundir.RunDirError as exc:
+            raise EvalError(str(exc)) from exc
         ckpt = latest_checkpoint(ckpt_dir)
         if ckpt is None:
             raise EvalError(f"{path}: no intact checkpoint in {ckpt_dir} (train longer, or past --ckpt-every)")
@@ -176,13 +174,13 @@ def open_run(path) -> RunCheckpoint:
         tree, meta = load_checkpoint(ckpt)
     except (CheckpointError, OSError, ValueError, KeyError) as exc:
         raise EvalError(f"{ckpt}: cannot load the checkpoint ({exc})") from exc
-    run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else None
+    run_dir = ckpt_dir.parent if ckpt_dir.name == rundir.CHECKPOINTS else None
     run_config: dict = {}
-    if run_dir is not None and (run_dir / "config.json").is_file():
+    if run_dir is not None:
         try:
-            run_config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise EvalError(f"{run_dir / 'config.json'}: cannot read it ({exc})") from exc
+            run_config = rundir.read_run_config(run_dir, missing_ok=True)
+        except rundir.RunDirError as exc:
+            raise EvalError(str(exc)) from exc
     cfg = meta.get("config") or run_config.get("config")
     if not isinstance(cfg, Mapping):
         raise EvalError(f"{ckpt}: neither the checkpoint nor config.json records the model's config")

@@ -55,7 +55,7 @@ import numpy as np
 from ..configs import Config
 from ..discriminator import sample_randomness
 from ..files import atomic_write_bytes
-from . import artifacts
+from . import artifacts, rundir
 from .checkpoint import (
     checkpoint_problem,
     latest_checkpoint,
@@ -249,11 +249,11 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
 
 def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, log, validator) -> TrainResult:
     run_dir = options.run_dir
-    ckpt_dir = run_dir / "checkpoints"
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    for leftover in remove_leftovers(run_dir, ckpt_dir, run_dir / "samples"):
+    ckpt_dir = run_dir / rundir.CHECKPOINTS
+    (run_dir / rundir.SAMPLES).mkdir(parents=True, exist_ok=True)
+    for leftover in remove_leftovers(run_dir, ckpt_dir, run_dir / rundir.SAMPLES):
         log(f"trivd train: removed {leftover} (left by a run that was killed while writing)")
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / rundir.METRICS
     if gate is not None:
         ok, report = gate()
         if not ok:
@@ -283,7 +283,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         metrics_path.write_text("")
     info = {"config": _jsonable(config.to_dict()), "backend": engine.name, "devices": list(engine.devices),
             "seed": options.seed, **_jsonable(dict(run_info or {}))}
-    atomic_write_bytes(run_dir / "config.json", json.dumps(info, indent=1).encode())
+    rundir.write_run_config(run_dir, info)
 
     cond, truth, z_s = _fixed_samples(config, dataset if dataset is not None else loader.dataset,
                                       options.n_samples, options.seed)
@@ -304,9 +304,9 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         ema = engine.predict(ts_, cond, z_s, ema=True)
         frames = artifacts.upscale(artifacts.sample_grid(cond, truth, [live, ema]),
                                    artifacts.sample_scale(config.resolution))
-        artifacts.write_gif(run_dir / "samples" / f"step_{step_:06d}.gif", frames, fps=options.sample_fps)
-        artifacts.write_png(run_dir / "samples" / f"step_{step_:06d}.png", artifacts.contact_sheet(frames))
-        artifacts.plot_losses(metrics_path, run_dir / "loss.png", title=f"trivd train ({engine.name}, {config.name})")
+        artifacts.write_gif(rundir.sample_path(run_dir, step_, ".gif"), frames, fps=options.sample_fps)
+        artifacts.write_png(rundir.sample_path(run_dir, step_, ".png"), artifacts.contact_sheet(frames))
+        artifacts.plot_losses(metrics_path, run_dir / rundir.LOSS_PLOT, title=f"trivd train ({engine.name}, {config.name})")
 
     val_last: dict = {}
 
@@ -321,7 +321,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                "val_seconds": round(time.perf_counter() - t_v, 3), **{f"val/{k}": v for k, v in rec.items()}}
         mlog.write(json.dumps(_jsonable(out)) + "\n")
         mlog.flush()
-        plot_validation(metrics_path, run_dir / "curves.png", title=f"held-out validation ({engine.name}, {config.name})")
+        plot_validation(metrics_path, run_dir / rundir.CURVES_PLOT, title=f"held-out validation ({engine.name}, {config.name})")
         if tb is not None:
             tb.validation(step_, rec)
 
@@ -464,7 +464,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         message = f"failed after step {good[1]} ({error.__class__.__name__}: {error}); {saved_note or 'nothing saved'}"
     if status in ("interrupted", "terminated"):
         try:
-            artifacts.plot_losses(metrics_path, run_dir / "loss.png", title=f"trivd train ({engine.name}, {config.name})")
+            artifacts.plot_losses(metrics_path, run_dir / rundir.LOSS_PLOT, title=f"trivd train ({engine.name}, {config.name})")
         except Exception:  # noqa: BLE001 - the plot is a convenience; the checkpoint is what matters
             pass
     seconds = time.perf_counter() - t0
@@ -472,13 +472,13 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                          seconds=seconds, steps_per_sec=(steps_done / seconds) if steps_done else None,
                          last_metrics=last, last_validation=dict(val_last))
     try:
-        atomic_write_bytes(run_dir / "status.json", json.dumps({
+        rundir.write_status(run_dir, {
             "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
             "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
             "checkpoint": str(result.checkpoint) if result.checkpoint else None,
             "data_skipped": int(getattr(loader, "skipped", 0) or 0),
             "data_skipped_sources": len(getattr(loader, "skipped_sources", ()) or ()),
-            **({"validation": _jsonable(dict(val_last))} if val_last else {})}, indent=1).encode())
+            **({"validation": _jsonable(dict(val_last))} if val_last else {})})
     except OSError as exc:
         if not _disk_full(exc):
             raise
