@@ -113,8 +113,35 @@ def test_install_hints_are_lines_that_work_from_a_checkout(tmp_path, monkeypatch
     assert f"-m pip install -e '{ROOT}[video]'" in install_hint("video")
     # no message or doc may suggest the index form that fails ("No matching distribution found for trivd")
     bad = re.compile(r"pip install '?trivd\[[^\]]*\](?! @)")  # the git form ("trivd[...] @ git+...") works
-    files = [p for d in ("trivd_core", "backends", "benchmarks", "conformance", "docs") for p in (ROOT / d).rglob("*")
+    files = [p for d in ("trivd", "trivd_core", "backends", "benchmarks", "conformance", "docs") for p in (ROOT / d).rglob("*")
              if p.suffix in (".py", ".md")] + [ROOT / "README.md"]
     offenders = [str(p.relative_to(ROOT)) for p in files if bad.search(p.read_text(encoding="utf-8"))
                  and p.name != "_install.py"]  # which quotes the failing form to explain it
     assert offenders == []
+
+
+def test_python_dash_m_trivd_is_the_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "trivd", "--version"], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip().startswith("trivd "), out
+    bad = subprocess.run([sys.executable, "-m", "trivd", "train", "--steps", "-1"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_old_import_paths_still_work_with_a_deprecation_warning():
+    import trivd.cli
+    from conformance import gate
+
+    with pytest.warns(DeprecationWarning, match="trivd_core.cli moved to trivd.cli"):
+        from trivd_core.cli import main
+    assert main is trivd.cli.main
+    import trivd_core.train
+
+    with pytest.warns(DeprecationWarning, match="moved to conformance.gate"):
+        assert trivd_core.train.build_gate is gate.build_gate
+    with pytest.raises(AttributeError):
+        trivd_core.train.not_a_name  # noqa: B018

@@ -107,3 +107,33 @@ def test_fast_path_registry_and_generic_only():
         ops.unregister_fast_path("conv2d", fake)
     ops.conv2d(x, w)
     assert calls == [1]
+
+
+# -- validate at the door, trust inside ------------------------------------------------------------------
+
+
+def test_checks_run_at_the_door_and_are_trusted_inside():
+    """A public function called by another one skips its array checks; called directly, it checks."""
+    from trivd_core import _validate, get_config
+    from trivd_core.discriminator import init_discriminator, sample_randomness
+    from trivd_core.generator import init_generator
+    from trivd_core.objective import g_loss
+
+    cfg = get_config("tiny", batch_size=2)
+    rng = np.random.default_rng(0)
+    gp, gs = init_generator(cfg, rng)
+    dp, ds = init_discriminator(cfg, rng)
+    r = cfg.resolution
+    cond = rng.uniform(-1, 1, (2, cfg.t_cond, r, r, cfg.channels)).astype(np.float32)
+    z = rng.standard_normal((2, cfg.z_dim)).astype(np.float32)
+    rand = sample_randomness(cfg, rng, 2)
+    before = _validate.TRUSTED_CALLS[0]
+    g_loss(gp, gs, dp, ds, cond, z, rand, cfg, train=True)
+    assert _validate.TRUSTED_CALLS[0] - before > 500  # the nested convs, norms, warps trusted their arguments
+    assert not _validate.inside()  # and the depth is back to zero
+    with pytest.raises(ValueError, match=r"conv2d\(\): argument 'w'"):  # at the door, conv2d still checks
+        ops.conv2d(np.zeros((1, 4, 4, 2)), np.zeros((3, 3, 5, 1)))
+    with pytest.raises(ValueError, match=r"g_loss\(\): argument 'cond_frames'"):  # and so does g_loss
+        g_loss(gp, gs, dp, ds, cond[:, :1], z, rand, cfg, train=True)
+    with pytest.raises(ValueError, match=r"randomness\['idx'\]' must hold frame indices"):  # ranges at the door
+        g_loss(gp, gs, dp, ds, cond, z, {**rand, "idx": rand["idx"] + 100}, cfg, train=True)

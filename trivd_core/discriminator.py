@@ -275,7 +275,8 @@ def sample_randomness(config, rng: np.random.Generator, batch: int) -> dict:
     return out
 
 
-def _check_randomness(fn: str, randomness, names, batch: int, config: Config) -> None:
+def check_randomness(fn: str, randomness, names, batch: int, config: Config) -> None:
+    """The keys, shapes, dtypes and (at the door, for concrete values) the ranges of ``randomness``."""
     if not isinstance(randomness, Mapping):
         raise TypeError(f"{fn}(): argument 'randomness' must be a dict with keys 'idx' and/or 'offsets', "
                         f"got {type(randomness).__name__}")
@@ -325,7 +326,7 @@ def discriminate(params, state, video, randomness, config, *, train: bool, class
             found = sorted(tree) if isinstance(tree, Mapping) else type(tree).__name__
             raise ValueError(f"{fn}(): argument '{what}' must hold exactly the sub-discriminators "
                              f"{', '.join(names)} of decomposition {config.decomposition!r}; found {found}")
-    _check_randomness(fn, randomness, names, B, config)
+    check_randomness(fn, randomness, names, B, config)
     if class_ids is not None:
         check_array(fn, "class_ids", class_ids, (B,), integer=True)
     scores, new_state = {}, {}

@@ -37,7 +37,7 @@ from array_api_compat import array_namespace
 from . import ops
 from ._validate import at_the_door, check_array
 from .configs import as_config
-from .discriminator import discriminate
+from .discriminator import check_randomness, discriminate, sub_discriminators
 from .losses import d_hinge_loss, g_hinge_loss
 
 __all__ = ["d_loss", "g_loss"]
@@ -58,6 +58,7 @@ def d_loss(d_params, d_state, real_video, fake_video, randomness, config, *, tra
     dims: dict[str, int] = {}
     xp = check_array(fn, "real_video", real_video, ("B", "T", "H", "W", "C"), dims)
     check_array(fn, "fake_video", fake_video, ("B", "T", "H", "W", "C"), dims)
+    check_randomness(fn, randomness, sub_discriminators(config), dims["B"], config)
     fake_video = ops.stop_gradient(fake_video)
     real, new_state = discriminate(d_params, d_state, real_video, randomness, config, train=train, class_ids=class_ids)
     fake, _ = discriminate(d_params, d_state, fake_video, randomness, config, train=train, class_ids=class_ids)
@@ -90,12 +91,13 @@ def g_loss(g_params, g_state, d_params, d_state, cond_frames, z, randomness, con
     ``config.recon_weight > 0``, then ``aux["recon"]`` is ``mean|G(c, z) - target_frames|``
     (unweighted) and ``loss`` includes ``recon_weight * aux["recon"]``.  Ignored otherwise.
     """
-    from .generator import g_ortho_penalty, generate  # the generator imports this package's encoder
+    from .generator import g_ortho_penalty, generate  # here: the generator module is the heavier import
 
     fn = "g_loss"
     config = as_config(fn, config)
     r = config.resolution
     check_array(fn, "cond_frames", cond_frames, (None, config.t_cond, r, r, config.channels))
+    check_randomness(fn, randomness, sub_discriminators(config), cond_frames.shape[0], config)
     xp = array_namespace(cond_frames)
     frames, new_g_state = generate(g_params, g_state, cond_frames, z, train=train, class_ids=class_ids)
     video = xp.concat([cond_frames, frames], axis=1)
