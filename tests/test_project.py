@@ -145,3 +145,11 @@ def test_old_import_paths_still_work_with_a_deprecation_warning():
         assert trivd_core.train.build_gate is gate.build_gate
     with pytest.raises(AttributeError):
         trivd_core.train.not_a_name  # noqa: B018
+    import backends.numpy
+
+    with pytest.warns(DeprecationWarning, match="backends.numpy_backend moved to backends.numpy"):
+        from backends.numpy_backend import BACKEND
+    assert BACKEND is backends.numpy.BACKEND
+    with pytest.warns(DeprecationWarning, match="trivd_core.train.gate moved to conformance.gate"):
+        from trivd_core.train.gate import MODEL_TOL
+    assert MODEL_TOL == gate.MODEL_TOL
