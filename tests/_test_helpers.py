@@ -5,7 +5,7 @@
   their docstrings: float64 rtol 1e-10 (project rule) with atol 1e-12 for ~0 entries;
   float32 against the float64 reference rtol = atol = 2e-5 (unit roundoff 6e-8 times
   at most ~100 rounded O(1) operations per output).
-* Nested-dict trees (``tree_map``, ``tree_leaves``).
+* Nested-dict trees (``tree_map``, the core's, re-exported; ``tree_leaves`` with paths; ``flat``).
 * An independent oracle of the pixel-wise warp (Eq. 11) by NumPy slicing
   (``shift``, ``warp_adjoint``).
 * The training engine's step-0 export for checkpoint-based tests (``init_tree``).
@@ -21,6 +21,8 @@ import signal
 
 import numpy as np
 
+from trivd_core.tree import tree_map  # noqa: F401 - re-exported for the test modules
+
 
 def to_np(a):
     return np.asarray(a)
@@ -34,12 +36,6 @@ def close32(got, want):
     got = to_np(got)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=2e-5, atol=2e-5)
-
-
-def tree_map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: tree_map(fn, v) for k, v in tree.items()}
-    return fn(tree)
 
 
 def flat(tree, prefix=""):
