@@ -70,7 +70,9 @@ def _every_check():
         _validate.TRUST_INSIDE = True
 
 
-def _inputs(convert):
+def g_loss_inputs(convert=lambda a: a):
+    """``(config, [g_params, g_state, d_params, d_state, cond, z, randomness])`` of a tiny batch-2 ``g_loss``,
+    each converted by ``convert`` (NumPy by default)."""
     cfg = get_config("tiny", batch_size=2)
     rng = np.random.default_rng(0)
     gp, gs = init_generator(cfg, rng)
@@ -83,7 +85,7 @@ def _inputs(convert):
 
 
 def measure(name: str, convert, repeats: int) -> dict:
-    cfg, (gp, gs, dp, ds, cond, z, rand) = _inputs(convert)
+    cfg, (gp, gs, dp, ds, cond, z, rand) = g_loss_inputs(convert)
 
     def forward():
         return g_loss(gp, gs, dp, ds, cond, z, rand, cfg, train=True)

@@ -114,19 +114,11 @@ def test_fast_path_registry_and_generic_only():
 
 def test_checks_run_at_the_door_and_are_trusted_inside():
     """A public function called by another one skips its array checks; called directly, it checks."""
-    from trivd_core import _validate, get_config
-    from trivd_core.discriminator import init_discriminator, sample_randomness
-    from trivd_core.generator import init_generator
+    from benchmarks.validation_cost import g_loss_inputs
+    from trivd_core import _validate
     from trivd_core.objective import g_loss
 
-    cfg = get_config("tiny", batch_size=2)
-    rng = np.random.default_rng(0)
-    gp, gs = init_generator(cfg, rng)
-    dp, ds = init_discriminator(cfg, rng)
-    r = cfg.resolution
-    cond = rng.uniform(-1, 1, (2, cfg.t_cond, r, r, cfg.channels)).astype(np.float32)
-    z = rng.standard_normal((2, cfg.z_dim)).astype(np.float32)
-    rand = sample_randomness(cfg, rng, 2)
+    cfg, (gp, gs, dp, ds, cond, z, rand) = g_loss_inputs()
     before = _validate.TRUSTED_CALLS[0]
     g_loss(gp, gs, dp, ds, cond, z, rand, cfg, train=True)
     assert _validate.TRUSTED_CALLS[0] - before > 500  # the nested convs, norms, warps trusted their arguments
