@@ -226,9 +226,17 @@ def test_tables_without_baseline():
 def test_peak_rss_sees_a_known_allocation():
     if not worker.reset_peak_rss():
         pytest.skip("this kernel does not allow resetting the RSS high-water mark (/proc/self/clear_refs)")
+    import mmap
+
     base = worker.rss_bytes()
-    a = np.ones(8 * 2**20)  # 64 MiB of float64, written (resident)
-    del a
+    # 64 MiB of new pages, written (resident) then unmapped.  An anonymous mmap rather than np.ones: malloc
+    # may hand back pages that earlier tests of this worker left resident, which no RSS measure can see.
+    size = 64 * 2**20
+    block = mmap.mmap(-1, size)
+    view = np.frombuffer(block, dtype=np.uint8)
+    view[:] = 1
+    del view
+    block.close()
     grown = worker.peak_rss_bytes() - base
     assert grown >= 60 * 2**20
 
