@@ -108,3 +108,24 @@ def test_the_backends_engines_subclass_the_contract():
         checked += engines
     if not checked:
         pytest.skip("neither JAX nor torch is installed")
+
+
+def test_step_inputs_are_checked_once_for_every_engine():
+    from _test_helpers import LOOP_CFG, loop_loader
+
+    from trivd_core.train import InputSampler, loop_rng
+
+    cfg = LOOP_CFG  # decomposition "faster": dF (frame indices) and crV (crop corners)
+    eng = _Recording(cfg)
+    with loop_loader() as loader:
+        inputs = InputSampler(cfg, loader, loop_rng(0)).draw()
+    checked = eng.check_inputs(inputs)
+    assert checked["real"].dtype == np.float32 and checked["rand_d"]["idx"].dtype == np.int64
+    with pytest.raises(ValueError, match="must have key 'z_g'"):
+        eng.check_inputs({k: v for k, v in inputs.items() if k != "z_g"})
+    with pytest.raises(ValueError, match=rf"inputs\['real'\] must have shape \(d_steps={cfg.d_steps}"):
+        eng.check_inputs({**inputs, "real": inputs["real"][0]})
+    with pytest.raises(ValueError, match=r"inputs\['z_d'\] must have shape"):
+        eng.check_inputs({**inputs, "z_d": inputs["z_d"][:, :1]})
+    with pytest.raises(ValueError, match=r"inputs\['rand_g'\]\['idx'\] must be an integer array"):
+        eng.check_inputs({**inputs, "rand_g": {**inputs["rand_g"], "idx": inputs["rand_g"]["idx"] * 0.5}})

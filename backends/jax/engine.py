@@ -172,6 +172,7 @@ class JaxEngine(Engine):
 
     def _shard_inputs(self, inputs):
         """Batch axis (axis 1 of the stacked D inputs, axis 0 of the G inputs) over the mesh."""
+        inputs = self.check_inputs(inputs)
         n = len(self._devices)
 
         def put(a, batch_axis):

@@ -158,38 +158,10 @@ class TorchEngine(Engine):
         return self._inputs_to(inputs, lambda a, batch_axis: self._tensor(a))
 
     def _inputs_to(self, inputs, place):
-        cfg = self.config
-        if not isinstance(inputs, dict):
-            raise TypeError(f"step(): argument 'inputs' must be a dict, got {type(inputs).__name__}")
-        for key in ("real", "z_d", "z_g", "rand_d", "rand_g"):
-            if key not in inputs:
-                raise ValueError(f"step(): argument 'inputs' must have key {key!r}; found {sorted(inputs)}")
-        r, t = cfg.resolution, cfg.t_total
-        real = np.asarray(inputs["real"])
-        if real.ndim != 6 or real.shape[0] != cfg.d_steps or real.shape[2:] != (t, r, r, cfg.channels):
-            raise ValueError(f"step(): argument inputs['real'] must have shape (d_steps={cfg.d_steps}, B, {t}, {r}, "
-                             f"{r}, {cfg.channels}), got {real.shape}")
-        B = real.shape[1]
-        shapes = {"z_d": (cfg.d_steps, B, cfg.z_dim), "z_g": (B, cfg.z_dim)}
-        for key, shape in shapes.items():
-            if np.shape(inputs[key]) != shape:
-                raise ValueError(f"step(): argument inputs[{key!r}] must have shape {shape}, "
-                                 f"got {np.shape(inputs[key])}")
-        out = {"real": place(real.astype(np.float32, copy=False), 1),
-               "z_d": place(np.asarray(inputs["z_d"], np.float32), 1),
-               "z_g": place(np.asarray(inputs["z_g"], np.float32), 0)}
-        for key, lead in (("rand_d", (cfg.d_steps, B)), ("rand_g", (B,))):
-            rand = inputs[key]
-            if not isinstance(rand, dict):
-                raise TypeError(f"step(): argument inputs[{key!r}] must be a dict, got {type(rand).__name__}")
-            placed = {}
-            for k, v in rand.items():
-                v = np.asarray(v)
-                if not np.issubdtype(v.dtype, np.integer) or v.shape[: len(lead)] != lead:
-                    raise ValueError(f"step(): argument inputs[{key!r}][{k!r}] must be an integer array with "
-                                     f"leading shape {lead}, got {v.dtype} {v.shape}")
-                placed[k] = place(v.astype(np.int64, copy=False), len(lead) - 1)
-            out[key] = placed
+        inputs = self.check_inputs(inputs)
+        out = {"real": place(inputs["real"], 1), "z_d": place(inputs["z_d"], 1), "z_g": place(inputs["z_g"], 0)}
+        for key, batch_axis in (("rand_d", 1), ("rand_g", 0)):
+            out[key] = {k: place(v, batch_axis) for k, v in inputs[key].items()}
         return out
 
     def _vector(self, values: list[float]) -> torch.Tensor:

@@ -20,8 +20,9 @@ The loop (:mod:`trivd_core.train.loop`) is written against :class:`Engine` only:
   run must reuse, recorded in ``config.json``) and ``note`` (a phrase for the start line).
 
 Subclasses implement :meth:`_restore`, :meth:`step`, :meth:`export`, :meth:`predict`
-and ``devices``; the shared parts (config coercion, the initial tree, the layout check)
-live here so that the JAX, torch and XLA engines agree on them.
+and ``devices``; the shared parts (config coercion, the initial tree, the layout check of
+a restored tree, the check of a step's inputs: :meth:`Engine.check_inputs`) live here so
+that the JAX, torch and XLA engines agree on them.
 """
 
 from __future__ import annotations
@@ -158,6 +159,40 @@ class Engine(abc.ABC):
             _check_layout(f"{opt}/mu", o["mu"], want[params])
             _check_layout(f"{opt}/nu", o["nu"], want[params])
             out[opt] = {**o, "count": _as_count(f"{opt}/count", o["count"])}
+        return out
+
+    def check_inputs(self, inputs) -> dict:
+        """The step's ``inputs`` checked against the config (the layout in :mod:`trivd_core.train.loop`): keys,
+        shapes, dtypes; returns them as NumPy arrays (``real``, ``z_*`` float32, the randomness int64)."""
+        cfg = self.config
+        if not isinstance(inputs, dict):
+            raise TypeError(f"step(): argument 'inputs' must be a dict, got {type(inputs).__name__}")
+        for key in ("real", "z_d", "z_g", "rand_d", "rand_g"):
+            if key not in inputs:
+                raise ValueError(f"step(): argument 'inputs' must have key {key!r}; found {sorted(inputs)}")
+        r, t = cfg.resolution, cfg.t_total
+        real = np.asarray(inputs["real"])
+        if real.ndim != 6 or real.shape[0] != cfg.d_steps or real.shape[2:] != (t, r, r, cfg.channels):
+            raise ValueError(f"step(): argument inputs['real'] must have shape (d_steps={cfg.d_steps}, B, {t}, {r}, "
+                             f"{r}, {cfg.channels}), got {real.shape}")
+        B = real.shape[1]
+        out = {"real": real.astype(np.float32, copy=False)}
+        for key, shape in (("z_d", (cfg.d_steps, B, cfg.z_dim)), ("z_g", (B, cfg.z_dim))):
+            if np.shape(inputs[key]) != shape:
+                raise ValueError(f"step(): argument inputs[{key!r}] must have shape {shape}, "
+                                 f"got {np.shape(inputs[key])}")
+            out[key] = np.asarray(inputs[key], np.float32)
+        for key, lead in (("rand_d", (cfg.d_steps, B)), ("rand_g", (B,))):
+            rand = inputs[key]
+            if not isinstance(rand, dict):
+                raise TypeError(f"step(): argument inputs[{key!r}] must be a dict, got {type(rand).__name__}")
+            out[key] = {}
+            for k, v in rand.items():
+                v = np.asarray(v)
+                if not np.issubdtype(v.dtype, np.integer) or v.shape[: len(lead)] != lead:
+                    raise ValueError(f"step(): argument inputs[{key!r}][{k!r}] must be an integer array with "
+                                     f"leading shape {lead}, got {v.dtype} {v.shape}")
+                out[key][k] = v.astype(np.int64, copy=False)
         return out
 
     def restore(self, tree: dict):
