@@ -96,8 +96,7 @@ with open(sys.argv[2], "wb") as f:
 """
 
 
-def _start(n_devices: int, job: dict, tmp_path: Path):
-    """The step on ``n_devices`` virtual CPU devices in its own process (the device count is fixed per process)."""
+def _run(n_devices: int, job: dict, tmp_path: Path) -> dict:
     inp, out = tmp_path / f"job{n_devices}.pkl", tmp_path / f"out{n_devices}.pkl"
     with open(inp, "wb") as f:
         pickle.dump(job, f)
@@ -105,19 +104,9 @@ def _start(n_devices: int, job: dict, tmp_path: Path):
     env.update(PJRT_DEVICE="CPU", CPU_NUM_DEVICES=str(n_devices))
     env.pop("XLA_USE_SPMD", None)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SCRIPT), str(inp), str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    return proc, out
-
-
-def _finish(started) -> dict:
-    proc, out = started
-    try:
-        stdout, stderr = proc.communicate(timeout=1500)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, f"subprocess failed:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), str(inp), str(out)], env=env,
+                          capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     with open(out, "rb") as f:
         return pickle.load(f)
 
@@ -131,9 +120,8 @@ def test_spmd_step_on_4_devices_equals_1_device(tmp_path):
     cfg = get_config("tiny", **overrides)
     inputs = checks.make_inputs(cfg, np.random.default_rng(11), cfg.batch_size)
     job = {"overrides": overrides, "inputs": inputs}
-    # both compiles at once (each process is mostly one thread of XLA compilation): half the wall time
-    started = [_start(1, job, tmp_path), _start(DEVICES, job, tmp_path)]
-    one, four = (_finish(s) for s in started)
+    one = _run(1, job, tmp_path)
+    four = _run(DEVICES, job, tmp_path)
 
     # the batch is really sharded over 4 devices (axis 1 of the stacked D inputs, axis 0 of z_g)
     rows = cfg.batch_size // DEVICES
