@@ -45,6 +45,7 @@ from reference import cells as rcells
 from reference import ops as rops
 from reference import warping as rwarp
 from trivd_core import cells, initializers
+from trivd_core.tree import tree_paths
 
 KINDS = cells.KINDS
 FACTORIZED = ("ktrajgru", "tsru_c", "tsru_p", "tsru_s")
@@ -69,15 +70,6 @@ SHAPES = [
 
 # ---------------------------------------------------------------------------
 # helpers
-
-
-def tree_leaves(tree, path=()):
-    for k in sorted(tree):
-        v = tree[k]
-        if isinstance(v, dict):
-            yield from tree_leaves(v, (*path, k))
-        else:
-            yield (*path, k), v
 
 
 def rel_close(actual, desired, rtol, what=""):
@@ -505,7 +497,7 @@ def expected_shapes(kind):
 def test_init_cell_shapes_orthogonality_zero_biases(kind):
     p = cells.init_cell(kind, 3, 4, rng=np.random.default_rng(0))
     assert tree_map(lambda a: a.shape, p) == expected_shapes(kind)
-    for path, a in tree_leaves(p):
+    for path, a in tree_paths(p):
         assert isinstance(a, np.ndarray) and a.dtype == np.float32, path
         if path[-1] == "b":
             assert np.all(a == 0), path
@@ -521,10 +513,10 @@ def test_init_cell_deterministic_and_dtype(kind):
     a = cells.init_cell(kind, 2, 2, rng=np.random.default_rng(123), dtype=np.float64)
     b = cells.init_cell(kind, 2, 2, rng=np.random.default_rng(123), dtype=np.float64)
     c = cells.init_cell(kind, 2, 2, rng=np.random.default_rng(124), dtype=np.float64)
-    for (pa, la), (pb, lb) in zip(tree_leaves(a), tree_leaves(b)):
+    for (pa, la), (pb, lb) in zip(tree_paths(a), tree_paths(b)):
         assert pa == pb and la.dtype == np.float64
         np.testing.assert_array_equal(la, lb)
-    assert any(not np.array_equal(la, lc) for (_, la), (_, lc) in zip(tree_leaves(a), tree_leaves(c)))
+    assert any(not np.array_equal(la, lc) for (_, la), (_, lc) in zip(tree_paths(a), tree_paths(c)))
 
 
 @pytest.mark.parametrize("shape", [(3, 3, 2, 5), (4, 4), (2, 7), (1, 1, 1, 6), (5, 1)])

@@ -7,6 +7,7 @@ the primitives in :mod:`trivd_core.ops`; nothing here imports a backend.
 
 from . import (
     fvd,  # the module (trivd_core.fvd.fvd computes the distance); not shadowed by the function
+    metrics,
     ops,
 )
 from .cells import KINDS, cell_step, init_cell
@@ -33,17 +34,7 @@ from .i3d import (
 )
 from .layers import batch_norm, batch_stats, conditional_batch_norm, orthogonal_penalty, spectral_normalize
 from .losses import d_hinge_loss, g_hinge_loss, mixed_projection, projection
-from .metrics import (
-    BestOf,
-    FewSamplesWarning,
-    best_of,
-    copy_last_frame,
-    frechet_distance,
-    frechet_distance_from_features,
-    inception_score,
-    psnr,
-    ssim,
-)
+from .metrics import *  # noqa: F403 - the names of metrics.__all__ (FVD/IS, SSIM/PSNR, best of l), listed there once
 from .objective import d_loss, g_loss
 from .ops import adaptive_max_pool, avg_pool, conv2d, conv3d, pad_hw, relu, sigmoid, softmax, upsample_nearest
 from .video import crop, downsample, sample_frames
@@ -70,8 +61,7 @@ __all__ = [
     "init_encoder", "encode", "init_discriminator", "discriminate", "sample_randomness",
     "d_loss", "g_loss", "ema_update",
     # metrics, section 4.1 and appendix C (NumPy/SciPy, float64)
-    "FewSamplesWarning", "BestOf", "frechet_distance", "frechet_distance_from_features", "inception_score",
-    "ssim", "psnr", "best_of", "copy_last_frame",
+    *metrics.__all__,
     # FVD feature network (I3D) and pipeline; primitive twins in reference.i3d
     "conv3d_strided", "max_pool3d", "resize_bilinear", "preprocess", "init_i3d", "i3d_logits",
     "load_i3d_npz", "save_i3d_npz", "I3DExtractor", "load_extractor", "fvd", "inception_score_of",  # fvd: the module
