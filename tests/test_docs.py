@@ -3,7 +3,7 @@
 * ``python`` blocks run in a fresh interpreter (the repository root as working directory, a 300 s
   limit); a block that imports a framework this environment lacks is skipped with the module's name.
 * ``bash`` blocks: every ``trivd ...`` line (also ``venv/bin/trivd``) is parsed by the real argument
-  parser of its subcommand (``trivd_core.cli.build_parser``, ``benchmarks.run.build_parser``,
+  parser of its subcommand (``trivd.cli.build_parser``, ``benchmarks.run.build_parser``,
   ``conformance.runner``'s), so an option that does not exist fails here; ``python -m benchmarks``
   lines likewise.  Lines that install or run the test suite (pip, tox, venv) are the README's two
   commands, which ``.ci/run`` executes.
