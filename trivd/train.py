@@ -60,6 +60,16 @@ def add_parser(sub) -> None:
     p.add_argument("--skip-conformance", action="store_true", help="train even if the pre-training gate fails / skip it")
     p.add_argument("--devices", type=int, default=None, help="number of local devices for data parallelism (default: all)")
     p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
+    job = p.add_argument_group("a job of several processes (docs/training.md, 'Several processes')")
+    job.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                     help="JAX: process 0's address for jax.distributed (with --num-processes and --process-id)")
+    job.add_argument("--num-processes", type=int, default=None, help="JAX: the processes of the job")
+    job.add_argument("--process-id", type=int, default=None, help="JAX: this process's index, 0 .. N-1")
+    job.add_argument("--distributed", action="store_true",
+                     help="join the job the environment describes (JAX on TPU VMs / SLURM / JAX_* variables; "
+                          "torch under torchrun joins by itself)")
+    job.add_argument("--collective-timeout", type=int, default=None, metavar="SECONDS",
+                     help="give the job up when another process has not answered for this long (default 300)")
     add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -73,7 +83,8 @@ _TRAIN_DEFAULTS = {"config": "demo", "data": "synthetic:demo", "seed": 0, "sampl
 #: (option, smallest value) of the integer options of `trivd train`, checked before anything slow starts.
 _TRAIN_INT_BOUNDS = (("steps", 0), ("batch_size", 1), ("seed", 0), ("sample_every", 1), ("ckpt_every", 1),
                      ("log_every", 1), ("keep", 1), ("devices", 1), ("workers", 0), ("eval_every", 0),
-                     ("eval_clips", 1), ("threads", 1))
+                     ("eval_clips", 1), ("threads", 1), ("num_processes", 1), ("process_id", 0),
+                     ("collective_timeout", 1))
 
 
 def _train_usage_error(args: argparse.Namespace) -> str | None:
@@ -86,6 +97,16 @@ def _train_usage_error(args: argparse.Namespace) -> str | None:
         blocker = file_in_the_way(v) if v is not None else None
         if blocker:
             return f"--{name.replace('_', '-')} {v}: {blocker} is a file, not a folder"
+    given = [getattr(args, k, None) is not None for k in ("coordinator", "num_processes", "process_id")]
+    if any(given) and not all(given):
+        return "--coordinator, --num-processes and --process-id go together (or none: --distributed detects the job)"
+    if all(given):
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit():
+            return f"--coordinator must be HOST:PORT, got {args.coordinator!r}"
+        if args.process_id >= args.num_processes:
+            return f"--process-id must lie in 0 .. {args.num_processes - 1} (--num-processes {args.num_processes}), " \
+                   f"got {args.process_id}"
     return None
 
 
@@ -196,30 +217,102 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if backend_name != "jax":
         opts["devices"] = None
+    job = _join_job(args, backend_name, config, run_dir_given=args.run_dir is not None or resume,
+                    devices=opts.get("devices"))
+    if isinstance(job, int):
+        return job
     from trivd_core.train.lock import RunLock, RunLocked
 
-    lock = RunLock(run_dir)
+    lock = RunLock(run_dir) if job[0] == 0 else None  # process 0 writes the run directory
     try:
-        lock.acquire()
+        if lock is not None:
+            lock.acquire()
     except RunLocked as exc:
         print(f"trivd train: {exc}", file=sys.stderr)
         return 2
     try:
-        return _train_in(args, opts, config, run_dir, resume, saved if resume else None, explicit, backend_name)
+        code = _train_in(args, opts, config, run_dir, resume, saved if resume else None, explicit, backend_name, job)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
+    if job[1] > 1:
+        _leave_job(backend_name, code)
+    return code
 
 
-def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name) -> int:
-    """The part of `trivd train` that runs while the run directory is locked."""
+def _join_job(args, backend_name, config, *, run_dir_given, devices):
+    """``(process_index, process_count)`` after joining the job the options or the environment describe (``(0, 1)``
+    without one), or an exit status (2) after a one-line usage error."""
+    asked = args.coordinator is not None or args.distributed
+    if backend_name == "torch" and not asked:
+        from importlib import util
+
+        if util.find_spec("torch") is not None:
+            from backends.torch.distributed import launched
+
+            asked = launched()
+    if not asked:
+        if args.collective_timeout is not None:
+            print("trivd train: --collective-timeout is for a job of several processes (--coordinator, "
+                  "--distributed or torchrun)", file=sys.stderr)
+            return 2
+        return 0, 1
+    if backend_name not in ("jax", "torch"):
+        print(f"trivd train: --backend {backend_name} trains in one process; a job of several processes is "
+              "--backend jax or --backend torch", file=sys.stderr)
+        return 2
+    try:
+        backend = backends.load(backend_name)
+        index, count = backend.join_job(args.coordinator, args.num_processes, args.process_id,
+                                        timeout=args.collective_timeout)
+    except (ValueError, backends.BackendUnavailable) as exc:
+        print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # the coordinator or the other processes did not answer in time
+        print(f"trivd train: could not join the job of {args.num_processes or 'the environment'}'s processes "
+              f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})", file=sys.stderr)
+        return 2
+    if count > 1:
+        if not run_dir_given:
+            print(f"trivd train: a job of {count} processes needs --run-dir (or --resume): the same folder for "
+                  "every process, on a filesystem they all see", file=sys.stderr)
+            return 2
+        if devices is not None:
+            print(f"trivd train: --devices {devices}: a job of {count} processes trains on every device of every "
+                  "process", file=sys.stderr)
+            return 2
+        if config.batch_size % count:
+            print(f"trivd train: the batch ({config.batch_size}) must be divisible by the {count} processes of the "
+                  "job (--batch-size)", file=sys.stderr)
+            return 2
+    return index, count
+
+
+def _leave_job(backend_name: str, code: int) -> None:
+    """Leave the job: a lost process leaves its peers' runtimes unable to shut down cleanly, so exit at once then."""
+    if code == 6:  # process_lost: JAX's shutdown barrier would abort this process; torch's would wait for the dead
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if backend_name == "torch":
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name, job=(0, 1)) -> int:
+    """The part of `trivd train` that runs while the run directory is locked (by process 0 of a job)."""
     from trivd_core.data import DataError, Loader, make_dataset
     from trivd_core.train import CheckpointError, GateRefused, TrainOptions, train
 
+    index, count = job
+    writer = index == 0
     if not resume and any((run_dir / rundir.CHECKPOINTS).glob("step_*.json")):
         print(f"trivd train: {run_dir} already holds checkpoints; use --resume {run_dir} or another --run-dir",
               file=sys.stderr)
         return 2
-    opts["threads"] = setup_threads("train", args.threads, (saved or {}).get("args", {}).get("threads"))[0]
+    opts["threads"] = setup_threads("train", args.threads, (saved or {}).get("args", {}).get("threads"), say=writer)[0]
     try:
         backend = backends.load(backend_name)
     except (ValueError, backends.BackendUnavailable) as exc:
@@ -256,15 +349,18 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         inner = build_gate(config, backend, engine=engine)
 
         def gate():
-            print("trivd train: conformance gate (quick subset + G/D forward vs the NumPy core) ...", file=sys.stderr,
-                  flush=True)
+            if writer:
+                print("trivd train: conformance gate (quick subset + G/D forward vs the NumPy core) ...",
+                      file=sys.stderr, flush=True)
             ok, report = inner()
-            print(report, file=sys.stderr, flush=True)
+            if writer or not ok:
+                print(report, file=sys.stderr, flush=True)
             return ok, report
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
     validator, val_note = None, ""
-    if opts["eval_every"]:
+    if opts["eval_every"] and writer:  # process 0 alone validates
         try:
             validator, val_note = _build_validator(config, backend, opts)
         except (DataError, ValueError) as exc:
@@ -279,15 +375,20 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
     elif resume and opts.get("set"):
         saved_args["set"] = list(opts["set"])
     saved_args["batch_size"] = config.batch_size
+    if count > 1:
+        saved_args["processes"] = count
     options = TrainOptions(run_dir=run_dir, steps=opts["steps"], seed=opts["seed"], log_every=opts["log_every"],
                            sample_every=opts["sample_every"], ckpt_every=opts["ckpt_every"], keep=opts["keep"],
                            progress=not args.no_progress, eval_every=opts["eval_every"])
     compile_note = f", {engine.note}" if getattr(engine, "note", "") else ""
-    print(f"trivd train: {config.name} on {opts['data']} with {engine.name} ({', '.join(engine.devices)}{compile_note}), "
-          f"batch {config.batch_size}, steps -> {options.steps}, run dir {run_dir}", file=sys.stderr, flush=True)
+    job_note = f", a job of {count} processes" if count > 1 else ""
+    if writer:
+        print(f"trivd train: {config.name} on {opts['data']} with {engine.name} ({', '.join(engine.devices)}"
+              f"{compile_note}{job_note}), batch {config.batch_size}, steps -> {options.steps}, run dir {run_dir}",
+              file=sys.stderr, flush=True)
     if val_note:
         print(f"trivd train: {val_note}", file=sys.stderr, flush=True)
-    with Loader(dataset, config.batch_size, seed=opts["seed"], workers=args.workers) as loader:
+    with Loader(dataset, config.batch_size, seed=opts["seed"], workers=args.workers, shard=(index, count)) as loader:
         try:
             result = train(engine, config, loader, options, resume=resume, gate=gate, dataset=dataset,
                            validator=validator,
@@ -300,6 +401,9 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
             print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
     # the results go to stdout; the log and progress above went to stderr
+    if not writer:  # process 0 reports for the job
+        print(f"trivd train: process {index} of {count}: {result.message}", file=sys.stderr, flush=True)
+        return result.exit_code
     print(f"trivd train: {result.message}")
     if result.last_validation:
         from trivd_core.train.validation import summary_line

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 
 from array_api_compat import device
 
-from . import ops
+from . import ops, replicas
 from ._validate import at_the_door, check_array, same_namespace
 
 __all__ = [
@@ -191,9 +191,21 @@ def batch_stats(x, axes):
     fn = "batch_stats"
     xp = check_array(fn, "x", x)
     axes = _check_axes(fn, axes, x.ndim)
-    mean = xp.mean(x, axis=axes, keepdims=True)
-    var = xp.mean((x - mean) ** 2, axis=axes, keepdims=True)
-    return mean, var
+    return _moments(xp, x, axes)
+
+
+def _moments(xp, x, axes):
+    """Two-pass batch moments; over the global batch of a job when the batch axis 0 is reduced and the engine
+    computes the step under :func:`trivd_core.replicas.across` (one program per process)."""
+    r = replicas.current()
+    if r is None or 0 not in axes:
+        mean = xp.mean(x, axis=axes, keepdims=True)
+        return mean, xp.mean((x - mean) ** 2, axis=axes, keepdims=True)
+    n = r.count
+    for a in axes:
+        n *= x.shape[a]
+    mean = r.sum(xp.sum(x, axis=axes, keepdims=True)) / n
+    return mean, r.sum(xp.sum((x - mean) ** 2, axis=axes, keepdims=True)) / n
 
 
 def _check_stats(fn: str, x, mean, var) -> None:
@@ -210,8 +222,7 @@ def _check_stats(fn: str, x, mean, var) -> None:
 
 def _normalize(xp, x, gain, bias, axes, eps, mean, var):
     if mean is None:
-        mean = xp.mean(x, axis=axes, keepdims=True)
-        var = xp.mean((x - mean) ** 2, axis=axes, keepdims=True)
+        mean, var = _moments(xp, x, axes)
     return (x - mean) / xp.sqrt(var + eps) * gain + bias
 
 

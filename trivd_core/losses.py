@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import ops
+from . import ops, replicas
 from ._validate import at_the_door, check_array, same_namespace
 
 __all__ = ["d_hinge_loss", "g_hinge_loss", "projection", "mixed_projection"]
@@ -91,7 +91,9 @@ def mixed_projection(h, y_embed, params):
 
     ``r_x^{b,t} = h[b, t] . w + b`` and ``r_xy^{b,t} = <h[b, t], y_embed[b]>``.
     h: ``(B, T, C)`` features summed over space per time step; y_embed: ``(B, C)``;
-    params ``{"w": (C, 1), "b": (1,)}``.
+    params ``{"w": (C, 1), "b": (1,)}``.  In one process of a job computing under
+    :func:`trivd_core.replicas.across` (``B = P * B_p``), ``h`` and ``y_embed`` hold its ``B_p``
+    samples and the result is its rows ``(B_p, B, T)``: ``b'`` runs over the global batch.
     """
     fn = "mixed_projection"
     dims: dict[str, int] = {}
@@ -102,4 +104,7 @@ def mixed_projection(h, y_embed, params):
     r_x = xp.matmul(h, w)[:, :, 0] + b[0]  # (B, T)
     r_xy = xp.sum(h * y_embed[:, None, :], axis=-1)  # (B, T)
     s = xp.sum(r_xy, axis=1)  # (B,): sum over t' for each b'
+    r = replicas.current()
+    if r is not None:  # one process of a job holds the rows b of its samples, b' runs over the global batch
+        s = r.gather(s)
     return r_x[:, None, :] + s[None, :, None]

@@ -175,6 +175,13 @@ class JaxBackend:
 
     trains = True
 
+    def join_job(self, coordinator=None, num_processes=None, process_id=None, *, timeout=None) -> tuple[int, int]:
+        """Join a job of several processes (:func:`backends.jax.distributed.initialize`; before any device is
+        used); returns ``(process_index, process_count)``.  All three ``None``: JAX detects the cluster."""
+        from .distributed import DEFAULT_TIMEOUT, initialize
+
+        return initialize(coordinator, num_processes, process_id, timeout=timeout or DEFAULT_TIMEOUT)
+
     def engine(self, config, *, devices=None, steps=None, saved_run=None, train_opt=None):
         """The training engine (:class:`backends.jax.engine.JaxEngine`) for ``config`` on ``devices`` (None: all local).
 

@@ -32,6 +32,14 @@ Data parallelism: the batch axis of every input is sharded over a one-axis
 replicated; XLA's SPMD partitioner turns every batch mean (batch norm, the losses,
 the mixed projection head) into a cross-device all-reduce, so the statistics are
 those of the global batch.
+
+Several processes (:mod:`backends.jax.distributed` joined first): the mesh spans
+``jax.devices()``, the devices of every process, and each process passes :meth:`step`
+its slice of the global batch (``B / P`` rows, in process order), assembled into the
+global arrays with ``jax.make_array_from_process_local_data``; the program, and so every
+batch statistic, is the same as on one process with all the devices.  Every process
+calls :meth:`step` and :meth:`predict` (they are one program over the job); the state
+and the metrics are replicated, so :meth:`export` reads them on any process.
 """
 
 from __future__ import annotations
@@ -59,6 +67,12 @@ def _tree_np(tree):
 
 def _resolve_devices(devices):
     local = jax.local_devices()
+    if jax.process_count() > 1:
+        # a job of several processes trains on every device of every process: one mesh, one global batch
+        if devices is not None:
+            raise ValueError(f"engine(): argument 'devices' must be None in a job of {jax.process_count()} processes "
+                             f"(the mesh spans all {jax.device_count()} devices of the job), got {devices!r}")
+        return list(jax.devices())
     if devices is None:
         return list(local)
     if isinstance(devices, bool):
@@ -105,7 +119,30 @@ class JaxEngine(Engine):
 
     @property
     def devices(self) -> list[str]:
+        if jax.process_count() > 1:
+            return [f"{d.platform}:{d.id} ({d.device_kind}, process {d.process_index})" for d in self._devices]
         return [f"{d.platform}:{d.id} ({d.device_kind})" for d in self._devices]
+
+    @property
+    def process_index(self) -> int:
+        return jax.process_index()
+
+    @property
+    def process_count(self) -> int:
+        return jax.process_count()
+
+    def agree(self, code: int) -> int:
+        if jax.process_count() == 1:
+            return int(code)
+        from .distributed import agree
+
+        return agree(code)
+
+    def barrier(self, name: str) -> None:
+        if jax.process_count() > 1:
+            from .distributed import barrier
+
+            barrier(name)
 
     @property
     def run_info(self) -> dict:
@@ -117,8 +154,18 @@ class JaxEngine(Engine):
         return f"XLA {self.train_opt}"
 
     def step(self, ts, inputs):
-        """One training step (d_steps D updates + 1 G update + EMA); returns ``(ts, metrics)``."""
-        return self._step(ts, self._shard_inputs(inputs))
+        """One training step (d_steps D updates + 1 G update + EMA); returns ``(ts, metrics)``.
+
+        In a job of ``P`` processes ``inputs`` are this process's ``B / P`` rows of the global batch.
+        """
+        if jax.process_count() == 1:
+            return self._step(ts, self._shard_inputs(inputs))
+        try:
+            return self._step(ts, self._shard_inputs(inputs))
+        except jax.errors.JaxRuntimeError as exc:
+            from .distributed import _lost
+
+            raise _lost(exc, "in the training step") from exc
 
     def export(self, ts) -> dict:
         tree = {k: ts[k] for k in ("step", "g_params", "g_state", "d_params", "d_state", "ema")}
@@ -173,18 +220,25 @@ class JaxEngine(Engine):
     def _shard_inputs(self, inputs):
         """Batch axis (axis 1 of the stacked D inputs, axis 0 of the G inputs) over the mesh."""
         inputs = self.check_inputs(inputs)
-        n = len(self._devices)
+        procs = jax.process_count()
+        n = len(self._devices) // procs  # the devices of this process (the mesh has as many in each)
 
         def put(a, batch_axis):
             a = np.asarray(a)
             if a.dtype.kind == "f":
                 a = a.astype(np.float32)
             if a.shape[batch_axis] % n:
-                raise ValueError(f"step(): the batch ({a.shape[batch_axis]}) must be divisible by the number of "
-                                 f"devices ({n})")
+                what = "this process's slice of the batch" if procs > 1 else "the batch"
+                raise ValueError(f"step(): {what} ({a.shape[batch_axis]}) must be divisible by the number of "
+                                 f"{'local ' if procs > 1 else ''}devices ({n})")
             spec = [None] * a.ndim
             spec[batch_axis] = BATCH_AXIS
-            return jax.device_put(a, NamedSharding(self.mesh, PartitionSpec(*spec)))
+            sharding = NamedSharding(self.mesh, PartitionSpec(*spec))
+            if procs == 1:
+                return jax.device_put(a, sharding)
+            shape = list(a.shape)
+            shape[batch_axis] *= procs
+            return jax.make_array_from_process_local_data(sharding, a, tuple(shape))
 
         return {
             "real": put(inputs["real"], 1),

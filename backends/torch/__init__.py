@@ -208,6 +208,18 @@ class TorchBackend:
 
     trains = True
 
+    def join_job(self, coordinator=None, num_processes=None, process_id=None, *, timeout=None) -> tuple[int, int]:
+        """Join the process group torchrun started (:func:`backends.torch.distributed.initialize`); returns
+        ``(rank, world_size)``.  torch takes the job from torchrun's environment: the three JAX-style
+        arguments must be ``None``."""
+        if coordinator is not None or num_processes is not None or process_id is not None:
+            raise ValueError("the torch backend takes its job from torchrun's environment (RANK, WORLD_SIZE, "
+                             "MASTER_ADDR, MASTER_PORT): launch with torchrun --nproc-per-node N -m trivd train "
+                             "--backend torch ..., without --coordinator/--num-processes/--process-id")
+        from .distributed import DEFAULT_TIMEOUT, initialize
+
+        return initialize(timeout=timeout or DEFAULT_TIMEOUT)
+
     def engine(self, config, *, devices=None, steps=None, saved_run=None, **options):
         """The training engine on this backend's device (:class:`backends.torch.engine.TorchEngine`).
 
@@ -231,6 +243,12 @@ class TorchXlaBackend(TorchBackend):
 
     def __init__(self, device=None):
         super().__init__(device, compile=False)
+
+    def join_job(self, coordinator=None, num_processes=None, process_id=None, *, timeout=None):
+        """Not wired: the torch_xla engine is SPMD over the devices of one process (docs/training.md says how a
+        TPU pod would run it and why it is untested here)."""
+        raise ValueError("the xla backend trains in one process (SPMD over all its devices); a job of several "
+                         "processes is --backend jax or --backend torch (docs/training.md, 'Several processes')")
 
     def on(self, device) -> TorchXlaBackend:
         """The same backend on another XLA device (``"xla:1"``)."""

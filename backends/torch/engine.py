@@ -118,6 +118,27 @@ class TorchEngine(Engine):
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
         self._sub = sub_discriminators(self.config)
+        # a job of several processes (torchrun, joined by backends.torch.distributed.initialize): each process
+        # computes its slice of the global batch; batch norm and Eq. 15 reduce over the job, gradients are averaged
+        from . import distributed
+
+        self._dist = distributed
+        self._replicas = distributed.TorchReplicas() if distributed.world()[1] > 1 else None
+
+    @property
+    def process_index(self) -> int:
+        return self._dist.world()[0]
+
+    @property
+    def process_count(self) -> int:
+        return self._dist.world()[1]
+
+    def agree(self, code: int) -> int:
+        return int(code) if self._replicas is None else self._dist.agree(code, self._device)
+
+    def barrier(self, name: str) -> None:
+        if self._replicas is not None:
+            self._dist.barrier(name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(config={self.config.name!r}, devices={self.devices!r})"
@@ -238,7 +259,31 @@ class TorchEngine(Engine):
         return tree_unflatten(params, grads)
 
     def step(self, ts: dict, inputs: dict) -> tuple[dict, dict]:
-        """One training step (``d_steps`` D updates, one G update, EMA); returns ``(new_ts, metrics)``."""
+        """One training step (``d_steps`` D updates, one G update, EMA); returns ``(new_ts, metrics)``.
+
+        In a job of ``P`` processes ``inputs`` are this process's ``B / P`` rows of the global batch; the
+        batch statistics and Eq. 15 span the job (:mod:`backends.torch.distributed`), the gradients and
+        the metrics are averaged over it.
+        """
+        if self._replicas is None:
+            return self._step(ts, inputs)
+        from trivd_core.replicas import across
+
+        try:
+            with across(self._replicas):
+                return self._step(ts, inputs)
+        except RuntimeError as exc:
+            if "stopped answering" in str(exc) or not self._dist.is_initialized():
+                raise
+            raise self._dist.lost(exc, "in the training step") from exc
+
+    def _job_mean(self, tree):
+        """Gradients averaged over the processes of the job (unchanged on one process)."""
+        if self._replicas is None:
+            return tree
+        return tree_unflatten(tree, self._dist.mean_over_job(tree_leaves(tree)))
+
+    def _step(self, ts: dict, inputs: dict) -> tuple[dict, dict]:
         if not isinstance(ts, dict) or set(ts) != set(EXPORT_KEYS):
             raise ValueError(f"step(): argument 'ts' must be a training state of this engine (keys "
                              f"{list(EXPORT_KEYS)})")
@@ -257,7 +302,7 @@ class TorchEngine(Engine):
             fake_video = torch.cat([cond, fake], dim=1)
             with torch.enable_grad():
                 loss, aux, d_state = d_loss(d_params, d_state, real, fake_video, rand, cfg, train=True)
-                grads = self._grad(loss, d_params)
+                grads = self._job_mean(self._grad(loss, d_params))
             d_state = _detached(d_state)
             d_params, opt_d = self._adam(d_params, grads, opt_d, cfg.lr_d)
             d_logs.append((loss.detach(), {k: v.detach() for k, v in aux.items()}))
@@ -266,7 +311,7 @@ class TorchEngine(Engine):
         with torch.enable_grad():
             loss_g, aux_g, states = g_loss(g_params, g_state, _detached(d_params), d_state, cond, x["z_g"],
                                            x["rand_g"], cfg, train=True, target_frames=target)
-            grads = self._grad(loss_g, g_params)
+            grads = self._job_mean(self._grad(loss_g, g_params))
         g_state, d_state = _detached(states["g"]), _detached(states["d"])
         g_params, opt_g = self._adam(g_params, grads, ts["opt_g"], cfg.lr_g)
         step = ts["step"] + 1
@@ -276,6 +321,8 @@ class TorchEngine(Engine):
         new_ts = {"step": step, "g_params": g_params, "g_state": g_state, "d_params": d_params,
                   "d_state": d_state, "ema": ema, "opt_g": opt_g, "opt_d": opt_d}
         names, values = self._metric_tensors(d_logs, loss_g.detach(), {k: v.detach() for k, v in aux_g.items()})
+        if self._replicas is not None:  # each process's losses are means over its equal slice
+            values = self._dist.mean_over_job(values)
         self._sync(new_ts, values)
         floats = torch.stack(values).cpu().tolist()
         return new_ts, dict(zip(names, floats))

@@ -111,6 +111,11 @@ class Loader:
         worker_type: ``"thread"`` or ``"process"`` (spawned processes).
         prefetch: batches kept in flight ahead of the consumer.
         max_retries: substitutions tried for one sample before giving up.
+        shard: ``(p, P)``: make only the rows ``[p * B / P, (p + 1) * B / P)`` of every batch
+            (``B = batch_size``), for process ``p`` of a job of ``P``.  The order, the epochs
+            and every sample are those of the unsharded loader, so the ``P`` shards of a
+            batch, stacked in process order, are its batch; the state (:meth:`state_dict`)
+            is the same in every process but for the skip counts, which are this process's.
 
     ``next_batch()`` returns the next batch, crossing epochs; ``for batch in loader``
     runs to the end of the current epoch (a new epoch if the last one is finished);
@@ -130,9 +135,18 @@ class Loader:
         worker_type: str = "thread",
         prefetch: int = 2,
         max_retries: int = 16,
+        shard: tuple[int, int] = (0, 1),
     ):
         if int(batch_size) != batch_size or batch_size <= 0:
             raise DataError(f"batch_size must be a positive int, got {batch_size!r}")
+        try:
+            p, n_shards = (int(v) for v in shard)
+        except (TypeError, ValueError):
+            raise DataError(f"shard must be a pair (index, count) of ints, got {shard!r}") from None
+        if not (n_shards >= 1 and 0 <= p < n_shards and batch_size % n_shards == 0):
+            raise DataError(f"shard must be (index, count) with 0 <= index < count and count dividing "
+                            f"batch_size={batch_size}, got {shard!r}")
+        self.shard = (p, n_shards)
         if worker_type not in ("thread", "process"):
             raise DataError(f"worker_type must be 'thread' or 'process', got {worker_type!r}")
         if workers < 0 or prefetch < 1:
@@ -209,6 +223,10 @@ class Loader:
         plan = self._plan(epoch)
         lo = batch * self.batch_size
         hi = min(lo + self.batch_size, len(plan.order))
+        index, count = self.shard
+        if count > 1:  # this process's rows of the batch; positions (and so samples) as without sharding
+            rows = self.batch_size // count
+            lo, hi = lo + index * rows, min(lo + (index + 1) * rows, hi)
         return [(plan.key, p, int(plan.order[p])) for p in range(lo, hi)]
 
     def _submit(self) -> None:

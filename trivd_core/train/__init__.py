@@ -19,7 +19,7 @@ from .checkpoint import (
     save_checkpoint,
     unflatten_tree,
 )
-from .engine import EXPORT_KEYS, Engine
+from .engine import EXPORT_KEYS, Engine, ProcessLost
 from .lock import RunLock, RunLocked
 from .loop import EXIT_CODES, GateRefused, InputSampler, TrainOptions, TrainResult, loop_rng, train
 
@@ -28,7 +28,7 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "latest_checkpoint", "list_checkpoints", "flatten_tree", "unflatten_tree",
     "CheckpointError", "RunLock", "RunLocked",
     "write_gif", "write_png", "sample_grid", "plot_losses", "read_metrics",
-    "Engine", "EXPORT_KEYS",
+    "Engine", "EXPORT_KEYS", "ProcessLost",
 ]
 
 _MOVED_TO_CONFORMANCE = ("build_gate", "gate_records", "model_forward_check", "MODEL_TOL")

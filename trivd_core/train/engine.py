@@ -15,6 +15,11 @@ The loop (:mod:`trivd_core.train.loop`) is written against :class:`Engine` only:
   key and every leaf shape with this engine's config, so a checkpoint of another config
   fails with the path of the first leaf that differs, on every backend alike;
 * ``predict(ts, cond, z, *, ema=True) -> frames`` (NumPy);
+* the job: ``process_index`` and ``process_count`` (``0`` and ``1`` unless the backend's
+  distributed runtime joined several processes; then each process's ``step`` gets its
+  slice of the global batch, see :mod:`trivd_core.train.loop`), ``agree(code)`` (the
+  largest code of all processes) and ``barrier(name)``; a collective whose peer died
+  raises :class:`ProcessLost`;
 * ``name``, ``devices`` (descriptions), ``compiles`` (the first step compiles: the loop
   says so and leaves it out of the rate), ``run_info`` (backend choices that a resumed
   run must reuse, recorded in ``config.json``) and ``note`` (a phrase for the start line).
@@ -36,12 +41,16 @@ from ..discriminator import init_discriminator
 from ..generator import init_generator
 from ..tree import tree_map
 
-__all__ = ["Engine", "EXPORT_KEYS", "OPT_KEYS"]
+__all__ = ["Engine", "ProcessLost", "EXPORT_KEYS", "OPT_KEYS"]
 
 #: Keys of an exported (backend-neutral) training state.
 EXPORT_KEYS = ("step", "g_params", "g_state", "d_params", "d_state", "ema", "opt_g", "opt_d")
 #: Keys of each exported optimiser state (Adam's moments and its step count).
 OPT_KEYS = ("count", "mu", "nu")
+
+
+class ProcessLost(RuntimeError):
+    """Another process of a multi-process job died or stopped answering (a collective failed or timed out)."""
 
 
 def _layout(tree):
@@ -100,6 +109,27 @@ class Engine(abc.ABC):
     def note(self) -> str:
         """A phrase for the start line of ``trivd train`` (e.g. the compile option); empty by default."""
         return ""
+
+    # -- the job (one process unless a backend's distributed runtime says otherwise) --------
+
+    @property
+    def process_index(self) -> int:
+        """This process's index ``p`` in the job (process 0 writes the run directory)."""
+        return 0
+
+    @property
+    def process_count(self) -> int:
+        """``P``, the processes of the job; each one's ``step`` takes ``1/P`` of the global batch."""
+        return 1
+
+    def agree(self, code: int) -> int:
+        """The largest of every process's ``code``; every process calls it at the same point (one process:
+        ``code``).  The loop agrees on whether to stop before each step."""
+        return int(code)
+
+    def barrier(self, name: str) -> None:
+        """Return when every process of the job has reached the barrier ``name`` (one process: at once)."""
+        return None
 
     # -- the shared state logic ------------------------------------------------
 

@@ -28,6 +28,9 @@ one is already of that step) and ``status.json`` says what happened:
 * ``data_error`` 4: the data loader failed mid-run (``DataError``);
 * ``disk_full`` 5: no space left while writing (``ENOSPC``/``EDQUOT``); the write that failed
   leaves no temporary file and earlier checkpoints are intact;
+* ``process_lost`` 6: another process of a multi-process job died or stopped answering
+  (a collective failed: :class:`~trivd_core.train.engine.ProcessLost`); process 0 saves the
+  last completed step;
 * ``interrupted`` 130: Ctrl-C (SIGINT); ``terminated`` 143: SIGTERM (``kill``, SLURM
   preemption, ``docker stop``); both finish the current step first (a second signal stops at once).
 
@@ -35,13 +38,25 @@ Any other exception is re-raised after the same save (``status.json``: ``failed`
 The run directory is held with :class:`~trivd_core.train.lock.RunLock` for the
 whole call; temporary files and uncommitted ``.npz`` files left by a killed run are
 removed when the next run starts.
+
+A job of ``P`` processes (``engine.process_count > 1``): every process runs this loop
+in step with a loader of its shard (``Loader(..., shard=(p, P))``) and hands its engine
+its ``B / P`` rows of the global batch, which is the same whatever ``P`` (the loader's
+samples and the loop's draws are those of one process).  Before each step the processes
+agree (``engine.agree``) on whether to go on: a Ctrl-C / SIGTERM or a data error in any
+of them stops all of them after the same step.  Process 0 alone holds the lock and
+writes (checkpoints, samples, metrics, validation, status.json); the others wait at a
+barrier after each checkpoint and at the end.  The training state is replicated, so a
+checkpoint is the job's and restores on any number of processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -68,8 +83,12 @@ from .lock import RunLock
 
 __all__ = ["TrainOptions", "TrainResult", "GateRefused", "EXIT_CODES", "InputSampler", "train", "loop_rng"]
 
-EXIT_CODES = {"done": 0, "failed": 1, "nonfinite": 3, "data_error": 4, "disk_full": 5, "interrupted": 130,
-              "terminated": 143}
+EXIT_CODES = {"done": 0, "failed": 1, "nonfinite": 3, "data_error": 4, "disk_full": 5, "process_lost": 6,
+              "interrupted": 130, "terminated": 143}
+
+#: What a process asks for before a step, agreed over a job as the largest code (``Engine.agree``).
+_GO, _INTERRUPTED, _TERMINATED, _DATA_ERROR = 0, 1, 2, 3
+_STOP_CODES = {"interrupted": _INTERRUPTED, "terminated": _TERMINATED}
 
 
 class GateRefused(RuntimeError):
@@ -124,7 +143,12 @@ def loop_rng(seed: int) -> np.random.Generator:
 
 
 class InputSampler:
-    """Draws the per-step inputs of the engine interface from a Loader and a NumPy Generator."""
+    """Draws the per-step inputs of the engine interface from a Loader and a NumPy Generator.
+
+    With a sharded loader (``loader.shard = (p, P)``, a job of ``P`` processes) the latents and
+    the discriminators' randomness are drawn for the whole global batch, in the same order as
+    on one process, and process ``p`` keeps its rows: the global inputs do not depend on ``P``.
+    """
 
     def __init__(self, config: Config, loader, rng: np.random.Generator):
         self.config, self.loader, self.rng = config, loader, rng
@@ -136,13 +160,16 @@ class InputSampler:
         if real.shape != want:
             raise ValueError(f"the data loader yields batches of shape {real.shape[1:]}, the config needs {want[1:]} "
                              "(batch, t_cond + t_pred, resolution, resolution, channels)")
-        B = real.shape[1]
+        index, count = getattr(self.loader, "shard", (0, 1))
+        B_p = real.shape[1]
+        B = B_p * count  # the global batch: every process draws all of it and keeps its rows
+        rows = slice(index * B_p, (index + 1) * B_p)
         z_d, rand_d = [], []
         for _ in range(c.d_steps):
-            z_d.append((rng.standard_normal((B, c.z_dim)) * c.latent_std).astype(np.float32))
-            rand_d.append(sample_randomness(c, rng, B))
-        z_g = (rng.standard_normal((B, c.z_dim)) * c.latent_std).astype(np.float32)
-        rand_g = sample_randomness(c, rng, B)
+            z_d.append((rng.standard_normal((B, c.z_dim)) * c.latent_std).astype(np.float32)[rows])
+            rand_d.append({k: v[rows] for k, v in sample_randomness(c, rng, B).items()})
+        z_g = (rng.standard_normal((B, c.z_dim)) * c.latent_std).astype(np.float32)[rows]
+        rand_g = {k: v[rows] for k, v in sample_randomness(c, rng, B).items()}
         return {"real": real, "z_d": np.stack(z_d), "z_g": z_g,
                 "rand_d": {k: np.stack([r[k] for r in rand_d]) for k in rand_g}, "rand_g": rand_g}
 
@@ -182,6 +209,10 @@ class _Interrupt:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         return False
+
+
+class _NotTheWriter(Exception):
+    """Only process 0 of a job writes status.json."""
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -238,9 +269,10 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
     and ``curves.png`` is redrawn.  Raises :class:`~trivd_core.train.lock.RunLocked`
     when another process holds ``run_dir``.
     """
-    with RunLock(options.run_dir) as lock:
+    writer = getattr(engine, "process_index", 0) == 0
+    with (RunLock(options.run_dir) if writer else contextlib.nullcontext()) as lock:
         log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        if lock.stale:
+        if lock is not None and lock.stale:
             log(f"trivd train: {options.run_dir} held a stale lock of a run that ended without releasing it "
                 f"(pid {lock.stale.get('pid')}, started {lock.stale.get('started')}); taken over")
         return _train(engine, config, loader, options, resume=resume, gate=gate, run_info=run_info,
@@ -250,21 +282,32 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
 def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, log, validator) -> TrainResult:
     run_dir = options.run_dir
     ckpt_dir = run_dir / rundir.CHECKPOINTS
-    (run_dir / rundir.SAMPLES).mkdir(parents=True, exist_ok=True)
-    for leftover in remove_leftovers(run_dir, ckpt_dir, run_dir / rundir.SAMPLES):
-        log(f"trivd train: removed {leftover} (left by a run that was killed while writing)")
+    # a job of several processes: every process runs this loop in step; process 0 alone writes the run directory
+    procs = int(getattr(engine, "process_count", 1))
+    writer = getattr(engine, "process_index", 0) == 0
+    if procs > 1 and tuple(getattr(loader, "shard", (0, 1))) != (engine.process_index, procs):
+        raise ValueError(f"train(): process {engine.process_index} of {procs} needs a loader of its shard "
+                         f"(Loader(..., shard=({engine.process_index}, {procs}))), got shard "
+                         f"{getattr(loader, 'shard', (0, 1))}")
+    say = log if writer else (lambda msg: None)
+    barrier = getattr(engine, "barrier", None) or (lambda name: None)  # duck-typed one-process engines have none
+    if writer:
+        (run_dir / rundir.SAMPLES).mkdir(parents=True, exist_ok=True)
+        for leftover in remove_leftovers(run_dir, ckpt_dir, run_dir / rundir.SAMPLES):
+            log(f"trivd train: removed {leftover} (left by a run that was killed while writing)")
     metrics_path = run_dir / rundir.METRICS
     if gate is not None:
         ok, report = gate()
         if not ok:
             raise GateRefused(report)
+    barrier("trivd: start")  # process 0 has cleaned the folder: the others may read it
     sampler = InputSampler(config, loader, loop_rng(options.seed))
     if resume:
         found = latest_checkpoint(ckpt_dir)
         if found is None:
             raise FileNotFoundError(f"--resume: no intact checkpoint in {ckpt_dir}")
         for newer in [p for p in list_checkpoints(ckpt_dir) if p.name > found.name]:
-            log(f"trivd train: the checkpoint {newer.name} is damaged ({checkpoint_problem(newer)}); "
+            say(f"trivd train: the checkpoint {newer.name} is damaged ({checkpoint_problem(newer)}); "
                 f"resuming from the older {found.name}")
         tree, meta = load_checkpoint(found)
         saved = meta.get("config")
@@ -275,15 +318,18 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         ts = engine.restore(tree)
         sampler.load_state(meta)
         step = int(meta["step"])
-        _truncate_metrics(metrics_path, step)
-        log(f"trivd train: resumed from {found} (step {step}, written by backend {meta.get('backend')})")
+        if writer:
+            _truncate_metrics(metrics_path, step)
+        say(f"trivd train: resumed from {found} (step {step}, written by backend {meta.get('backend')})")
     else:
         ts = engine.init(options.seed)
         step = 0
-        metrics_path.write_text("")
+        if writer:
+            metrics_path.write_text("")
     info = {"config": _jsonable(config.to_dict()), "backend": engine.name, "devices": list(engine.devices),
-            "seed": options.seed, **_jsonable(dict(run_info or {}))}
-    rundir.write_run_config(run_dir, info)
+            "seed": options.seed, **({"processes": procs} if procs > 1 else {}), **_jsonable(dict(run_info or {}))}
+    if writer:
+        rundir.write_run_config(run_dir, info)
 
     cond, truth, z_s = _fixed_samples(config, dataset if dataset is not None else loader.dataset,
                                       options.n_samples, options.seed)
@@ -291,8 +337,10 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
     good = (ts, step, sampler.state())
     last_ckpt = [latest_checkpoint(ckpt_dir)]
 
-    def checkpoint(state) -> Path:
+    def checkpoint(state) -> Path | None:
         ts_, step_, st = state
+        if not writer:  # the state is replicated: process 0's copy is the job's
+            return None
         meta = {"backend": engine.name, "config": info["config"], "loader": _jsonable(st["loader"]),
                 "rng": _jsonable(st["rng"]), "seed": options.seed}
         path = save_checkpoint(ckpt_dir, engine.export(ts_), step=step_, meta=meta, keep=options.keep)
@@ -300,8 +348,10 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         return path
 
     def samples(ts_, step_) -> None:
-        live = engine.predict(ts_, cond, z_s, ema=False)
+        live = engine.predict(ts_, cond, z_s, ema=False)  # every process: one program over the job
         ema = engine.predict(ts_, cond, z_s, ema=True)
+        if not writer:
+            return
         frames = artifacts.upscale(artifacts.sample_grid(cond, truth, [live, ema]),
                                    artifacts.sample_scale(config.resolution))
         artifacts.write_gif(rundir.sample_path(run_dir, step_, ".gif"), frames, fps=options.sample_fps)
@@ -325,6 +375,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         if tb is not None:
             tb.validation(step_, rec)
 
+    if not writer:  # validation predicts locally: process 0 alone runs it
+        validator = None
     tb = None
     if validator is not None and options.eval_every:
         from .validation import TensorBoard
@@ -334,7 +386,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
     bar = None
 
     def open_bar():  # after the first step: its compile time would make the rate and the ETA meaningless
-        if not options.progress:
+        if not options.progress or not writer:
             return None
         try:
             from tqdm.auto import tqdm
@@ -358,7 +410,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         paused[0] = False
 
     if step < options.steps and getattr(engine, "compiles", False):
-        log(f"trivd train: step {step + 1}: compiling the D and G updates ({engine.name}; on a CPU the first run "
+        say(f"trivd train: step {step + 1}: compiling the D and G updates ({engine.name}; on a CPU the first run "
             "takes about 1-3 min, later runs of the same config load the compilation cache)")
     t0 = time.perf_counter()
     steps_done = 0
@@ -367,12 +419,33 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
     first_step = step
     error: BaseException | None = None
     from ..data import DataError
+    from .engine import ProcessLost
 
     try:
-        with _Interrupt() as interrupt, metrics_path.open("a", encoding="utf-8") as mlog:
+        with _Interrupt() as interrupt, (metrics_path.open("a", encoding="utf-8") if writer
+                                         else open(os.devnull, "w", encoding="utf-8")) as mlog:
             try:
-                while step < options.steps and not interrupt.requested:
-                    inputs = sampler.draw()
+                # in a job the stop is agreed at the top of the next step, so that every process stops at the same one
+                while step < options.steps and (procs > 1 or not interrupt.requested):
+                    if procs == 1:
+                        inputs = sampler.draw()
+                    else:  # every process takes the step, or none does: agree on a stop first
+                        inputs, data_exc, asked = None, None, _GO
+                        if interrupt.requested:
+                            asked = _STOP_CODES[interrupt.requested]
+                        else:
+                            try:
+                                inputs = sampler.draw()
+                            except DataError as exc:
+                                asked, data_exc = _DATA_ERROR, exc
+                        agreed = engine.agree(asked)
+                        if data_exc is not None:
+                            raise data_exc
+                        if agreed == _DATA_ERROR:
+                            raise DataError("another process of the job could not load its data (see its log)")
+                        if agreed != _GO:
+                            interrupt.requested = "terminated" if agreed == _TERMINATED else "interrupted"
+                            break
                     new_ts, metrics = engine.step(good[0], inputs)
                     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
                     if bad:
@@ -410,6 +483,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                     if step % options.ckpt_every == 0 or step == options.steps:
                         pause("writing a checkpoint")
                         checkpoint(good)
+                        barrier(f"trivd: checkpoint {step}")  # the others wait until process 0 wrote it
                     if step % options.sample_every == 0 or step == options.steps:
                         pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
                                                     and getattr(engine, "compiles", False) else ""))
@@ -425,6 +499,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                 status = interrupt.requested or "interrupted"
     except DataError as exc:
         status, message, error = "data_error", f"data error after step {good[1]}: {exc}", None
+    except ProcessLost as exc:
+        status, message, error = "process_lost", f"after step {good[1]}: {exc}", None
     except OSError as exc:
         if not _disk_full(exc):
             status, error = "failed", exc
@@ -440,8 +516,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
             tb.close()
 
     # whatever stopped the run: the last completed step goes to disk (unless the newest checkpoint is that step)
-    saved_note = ""
-    if status != "done" and good[1] > 0 and status != "disk_full":
+    saved_note = "" if writer else "process 0 writes the checkpoint"
+    if status != "done" and good[1] > 0 and status != "disk_full" and writer:
         try:
             if last_ckpt[0] is None or load_meta_step(last_ckpt[0]) != good[1]:
                 checkpoint(good)
@@ -451,7 +527,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                 status = "disk_full"
                 message = message or f"disk full while writing into {run_dir} after step {good[1]} ({exc})"
             saved_note = f"the checkpoint of step {good[1]} could not be written ({exc.__class__.__name__}: {exc})"
-    if status == "disk_full":
+    if status == "disk_full" and writer:
         newest = latest_checkpoint(ckpt_dir)
         last_ckpt[0] = newest
         message += (f"; nothing half-written was left; the newest intact checkpoint is "
@@ -460,9 +536,12 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         message = f"{status} at step {good[1]}; {saved_note or 'no step completed'}; resume with --resume {run_dir}"
     elif status in ("nonfinite", "data_error"):
         message += f"; {saved_note or 'no step completed, nothing to save'}"
+    elif status == "process_lost":
+        message += (f"; {saved_note or 'nothing saved here'}" if writer else "; process 0 saves the last completed step")
+        message += f"; restart every process with --resume {run_dir}"
     elif status == "failed":
         message = f"failed after step {good[1]} ({error.__class__.__name__}: {error}); {saved_note or 'nothing saved'}"
-    if status in ("interrupted", "terminated"):
+    if status in ("interrupted", "terminated") and writer:
         try:
             artifacts.plot_losses(metrics_path, run_dir / rundir.LOSS_PLOT, title=f"trivd train ({engine.name}, {config.name})")
         except Exception:  # noqa: BLE001 - the plot is a convenience; the checkpoint is what matters
@@ -471,7 +550,11 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
     result = TrainResult(status=status, step=good[1], message=message or f"done: {good[1]} steps", checkpoint=last_ckpt[0],
                          seconds=seconds, steps_per_sec=(steps_done / seconds) if steps_done else None,
                          last_metrics=last, last_validation=dict(val_last))
+    if status == "done":
+        barrier("trivd: end")  # process 0 has written the last checkpoint and samples
     try:
+        if not writer:
+            raise _NotTheWriter
         rundir.write_status(run_dir, {
             "status": status, "exit_code": result.exit_code, "step": result.step, "message": result.message,
             "first_step": first_step, "seconds": round(seconds, 3), "steps_per_sec": result.steps_per_sec,
@@ -479,6 +562,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
             "data_skipped": int(getattr(loader, "skipped", 0) or 0),
             "data_skipped_sources": len(getattr(loader, "skipped_sources", ()) or ()),
             **({"validation": _jsonable(dict(val_last))} if val_last else {})})
+    except _NotTheWriter:
+        pass
     except OSError as exc:
         if not _disk_full(exc):
             raise

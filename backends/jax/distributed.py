@@ -1,0 +1,90 @@
+"""A JAX job of several processes: ``jax.distributed``, with the collectives the training loop needs.
+
+Every process of the job runs the same ``trivd train`` command.  :func:`initialize`
+joins the job (``jax.distributed.initialize``: the coordinator's ``HOST:PORT``, the number
+of processes and this one's index; all three omitted where JAX detects them itself - TPU
+VMs, SLURM, or its ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``
+environment variables).  Afterwards ``jax.devices()`` lists the devices of every process
+and the engine's mesh spans them all: one program, partitioned by XLA over the job, so
+that batch norm, the losses and Eq. 15's mixed head see the global batch.
+
+On CPU the cross-process collectives are gloo's (TCP).  A process that dies closes its
+connections: the others' next collective fails within about a second, and the engine
+raises :class:`trivd_core.train.engine.ProcessLost`.  A process that hangs without
+dying is found by the coordination service's heartbeat after ``timeout`` seconds, which
+then terminates the others (JAX aborts them with a message naming the missing task).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from trivd_core.train.engine import ProcessLost
+
+__all__ = ["initialize", "agree", "barrier", "is_initialized", "DEFAULT_TIMEOUT"]
+
+#: seconds to wait for every process to join, and the heartbeat timeout of a process that stops answering
+DEFAULT_TIMEOUT = 300
+
+
+def is_initialized() -> bool:
+    """Whether this process has joined a ``jax.distributed`` job."""
+    return bool(jax.distributed.is_initialized())
+
+
+def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None, *,
+               timeout: int = DEFAULT_TIMEOUT) -> tuple[int, int]:
+    """Join the job (before anything else touches a JAX device); returns ``(process_index, process_count)``.
+
+    ``coordinator`` is ``HOST:PORT`` of process 0's coordination service; ``num_processes``
+    and ``process_id`` go with it.  With all three ``None`` JAX detects the cluster.
+    ``timeout`` (seconds) bounds the wait for all processes to join and the heartbeat of a
+    process that stops answering.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise ValueError(f"initialize(): argument 'timeout' must be a positive int of seconds, got {timeout!r}")
+    given = [coordinator is not None, num_processes is not None, process_id is not None]
+    if any(given) and not all(given):
+        raise ValueError("initialize(): 'coordinator', 'num_processes' and 'process_id' are given together "
+                         f"(or none of them, to let JAX detect the cluster); got coordinator={coordinator!r}, "
+                         f"num_processes={num_processes!r}, process_id={process_id!r}")
+    if all(given):
+        if not isinstance(coordinator, str) or coordinator.rpartition(":")[2] == "" or \
+                not coordinator.rpartition(":")[2].isdigit():
+            raise ValueError(f"initialize(): argument 'coordinator' must be HOST:PORT, got {coordinator!r}")
+        if not 0 <= process_id < num_processes:
+            raise ValueError(f"initialize(): argument 'process_id' must lie in [0, num_processes={num_processes}), "
+                             f"got {process_id}")
+    if not is_initialized():
+        # gloo collectives between CPU processes (the accelerators bring their own); set before the backend starts
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout,
+                                   heartbeat_timeout_seconds=timeout)
+    return jax.process_index(), jax.process_count()
+
+
+def _lost(exc: BaseException, what: str) -> ProcessLost:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ProcessLost(f"{what}: another process of the job stopped answering ({detail})")
+
+
+def agree(code: int) -> int:
+    """The largest ``code`` of all processes (each process calls it at the same point of the loop)."""
+    from jax.experimental import multihost_utils
+
+    try:
+        codes = multihost_utils.process_allgather(np.asarray([int(code)], np.int32))
+    except jax.errors.JaxRuntimeError as exc:
+        raise _lost(exc, "agreeing on the next step") from exc
+    return int(np.max(codes))
+
+
+def barrier(name: str) -> None:
+    """Wait until every process reaches the barrier ``name``."""
+    from jax.experimental import multihost_utils
+
+    try:
+        multihost_utils.sync_global_devices(name)
+    except jax.errors.JaxRuntimeError as exc:
+        raise _lost(exc, f"at the barrier {name!r}") from exc
