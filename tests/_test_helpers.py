@@ -10,6 +10,7 @@
   (``shift``, ``warp_adjoint``).
 * The training engine's step-0 export for checkpoint-based tests (``init_tree``).
 * The loop's framework-free engine ``CountingEngine`` with ``LOOP_CFG`` and ``loop_loader``.
+* A job's training state against one process's (``assert_job_equals_one_process``).
 """
 
 from __future__ import annotations
@@ -171,3 +172,26 @@ class CountingEngine:
         return np.repeat(cond[:, -1:], LOOP_CFG.t_pred, axis=1) * 0 + np.tanh(ts["g_params"]["w"][0])
 
 
+# -- a job of several processes against one (tests/test_job_torch.py derives the bounds in its docstring) --------
+
+#: weights and states (absolute), metrics (relative), Adam's moments (relative to the largest of their tree)
+JOB_WEIGHT_TOL, JOB_METRIC_RTOL, JOB_MOMENT_RTOL = 1e-6, 1e-5, 1e-3
+
+
+def assert_job_equals_one_process(a: dict, b: dict) -> None:
+    """Two exported training states within the bounds derived in tests/test_job_torch.py (run with adam_eps = 1)."""
+    fa, fb = flat(a), flat(b)
+    assert set(fa) == set(fb) and len(fa) > 100
+    scale = {}
+    for k, v in fa.items():
+        if k.startswith("/opt_") and v.dtype.kind == "f" and v.size:
+            group = "/".join(k.split("/")[:3])  # /opt_g/mu, /opt_g/nu, ...
+            scale[group] = max(scale.get(group, 0.0), float(np.abs(v).max()))
+    for k in fa:
+        assert fa[k].dtype == fb[k].dtype, k
+        if fa[k].dtype.kind != "f":
+            assert np.array_equal(fa[k], fb[k]), k
+            continue
+        d = np.abs(fa[k].astype(np.float64) - fb[k].astype(np.float64))
+        tol = JOB_MOMENT_RTOL * scale["/".join(k.split("/")[:3])] if k.startswith("/opt_") else JOB_WEIGHT_TOL
+        assert d.size == 0 or d.max() <= tol, (k, d.max(), tol)

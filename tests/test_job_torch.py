@@ -39,7 +39,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from _test_helpers import flat  # noqa: E402
+from _test_helpers import JOB_METRIC_RTOL, assert_job_equals_one_process, flat  # noqa: E402
 
 from trivd_core.train import load_checkpoint  # noqa: E402
 
@@ -48,26 +48,7 @@ pytestmark = pytest.mark.slow
 ARGS = ["train", "--backend", "torch", "--config", "tiny", "--set", "adam_eps=1.0", "--data", "synthetic",
         "--ckpt-every", "1", "--log-every", "1", "--sample-every", "100", "--eval-every", "0", "--skip-conformance",
         "--no-progress", "--seed", "3", "--threads", "1"]
-WEIGHT_TOL, METRIC_RTOL, MOMENT_RTOL = 1e-6, 1e-5, 1e-3
-
-
-def assert_job_equals_one_process(a: dict, b: dict) -> None:
-    """Two exported training states within the bounds of the module docstring (shared with the JAX job test)."""
-    fa, fb = flat(a), flat(b)
-    assert set(fa) == set(fb) and len(fa) > 100
-    scale = {}
-    for k, v in fa.items():
-        if k.startswith("/opt_") and v.dtype.kind == "f" and v.size:
-            group = "/".join(k.split("/")[:3])  # /opt_g/mu, /opt_g/nu, ...
-            scale[group] = max(scale.get(group, 0.0), float(np.abs(v).max()))
-    for k in fa:
-        assert fa[k].dtype == fb[k].dtype, k
-        if fa[k].dtype.kind != "f":
-            assert np.array_equal(fa[k], fb[k]), k
-            continue
-        d = np.abs(fa[k].astype(np.float64) - fb[k].astype(np.float64))
-        tol = MOMENT_RTOL * scale["/".join(k.split("/")[:3])] if k.startswith("/opt_") else WEIGHT_TOL
-        assert d.size == 0 or d.max() <= tol, (k, d.max(), tol)
+METRIC_RTOL = JOB_METRIC_RTOL
 
 
 def _port() -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from trivd_core.train.engine import ProcessLost
 
-__all__ = ["initialize", "agree", "barrier", "is_initialized", "DEFAULT_TIMEOUT"]
+__all__ = ["initialize", "agree", "barrier", "is_initialized", "peer_failed", "DEFAULT_TIMEOUT"]
 
 #: seconds to wait for every process to join, and the heartbeat timeout of a process that stops answering
 DEFAULT_TIMEOUT = 300
@@ -64,6 +64,21 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     return jax.process_index(), jax.process_count()
 
 
+#: what XLA's errors say when a peer of a collective is gone (gloo's TCP transport, the coordination service)
+_PEER_FAILURE = ("Gloo", "gloo", "Connection reset", "Connection closed", "UNAVAILABLE", "DEADLINE_EXCEEDED",
+                 "heartbeat")
+
+
+def peer_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` (raised by a collective program) says that another process of the job is gone.
+
+    XLA reports it as ``JaxRuntimeError`` or, from some dispatch paths, as ``ValueError``; both
+    carry gloo's or the coordination service's message.
+    """
+    return isinstance(exc, (jax.errors.JaxRuntimeError, ValueError, RuntimeError)) and \
+        any(word in str(exc) for word in _PEER_FAILURE)
+
+
 def _lost(exc: BaseException, what: str) -> ProcessLost:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ProcessLost(f"{what}: another process of the job stopped answering ({detail})")
@@ -75,7 +90,7 @@ def agree(code: int) -> int:
 
     try:
         codes = multihost_utils.process_allgather(np.asarray([int(code)], np.int32))
-    except jax.errors.JaxRuntimeError as exc:
+    except Exception as exc:  # only the collective runs here: any failure of it is the job's
         raise _lost(exc, "agreeing on the next step") from exc
     return int(np.max(codes))
 
@@ -86,5 +101,5 @@ def barrier(name: str) -> None:
 
     try:
         multihost_utils.sync_global_devices(name)
-    except jax.errors.JaxRuntimeError as exc:
+    except Exception as exc:  # only the collective runs here: any failure of it is the job's
         raise _lost(exc, f"at the barrier {name!r}") from exc

@@ -160,11 +160,13 @@ class JaxEngine(Engine):
         """
         if jax.process_count() == 1:
             return self._step(ts, self._shard_inputs(inputs))
+        from .distributed import _lost, peer_failed
+
         try:
             return self._step(ts, self._shard_inputs(inputs))
-        except jax.errors.JaxRuntimeError as exc:
-            from .distributed import _lost
-
+        except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as exc:
+            if not peer_failed(exc):
+                raise
             raise _lost(exc, "in the training step") from exc
 
     def export(self, ts) -> dict:
@@ -203,7 +205,21 @@ class JaxEngine(Engine):
         return ts
 
     def predict(self, ts, cond_frames, z, *, ema: bool = True):
-        """Predicted frames ``(B, t_pred, H, W, C)`` (NumPy) in evaluation mode (standing statistics if present)."""
+        """Predicted frames ``(B, t_pred, H, W, C)`` (NumPy) in evaluation mode (standing statistics if present).
+
+        In a job every process calls it with the same inputs (one program over the job's devices)."""
+        if jax.process_count() == 1:
+            return self._predict(ts, cond_frames, z, ema=ema)
+        from .distributed import _lost, peer_failed
+
+        try:
+            return self._predict(ts, cond_frames, z, ema=ema)
+        except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as exc:
+            if not peer_failed(exc):
+                raise
+            raise _lost(exc, "predicting the samples") from exc
+
+    def _predict(self, ts, cond_frames, z, *, ema: bool = True):
         if self._predict_fn is None:
             def fn(params, state, cond, z):
                 frames, _ = generator.generate(params, state, cond, z, train=False)
