@@ -388,7 +388,7 @@ def _step(spec: dict) -> dict:
     if bk.name == "numpy":
         raise ValueError("the numpy backend has no autodiff: training steps are not benchmarked on it")
     config = get_config(spec["config"], batch_size=spec["batch"], decomposition=spec["decomposition"],
-                        cell=spec["cell"])
+                        cell=spec["cell"], **spec.get("overrides", {}))
     label = f"[{bk.name}] step {spec['label']}"
     engine = bk.be.engine(config)
     t0 = time.perf_counter()
