@@ -304,7 +304,7 @@ def _leave_job(backend_name: str, code: int) -> None:
 def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name, job=(0, 1)) -> int:
     """The part of `trivd train` that runs while the run directory is locked (by process 0 of a job)."""
     from trivd_core.data import DataError, Loader, make_dataset
-    from trivd_core.train import CheckpointError, GateRefused, TrainOptions, train
+    from trivd_core.train import CheckpointError, GateRefused, ProcessLost, TrainOptions, train
 
     index, count = job
     writer = index == 0
@@ -397,6 +397,9 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
                                      **getattr(engine, "run_info", {})})
         except GateRefused:
             return 1
+        except ProcessLost as exc:  # before the first step: another process of the job did not come to a barrier
+            print(f"trivd train: {exc}; nothing was trained", file=sys.stderr)
+            return 6
         except (FileNotFoundError, ValueError, CheckpointError) as exc:
             print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
