@@ -165,7 +165,8 @@ def markdown(results: dict) -> str:
         f"{plan['t_cond']} -> {plan['t_pred']} frames, g_ch {plan['g_ch']}, d_ch {plan['d_ch']}, "
         f"cell {plan['config_cell']}); {plan['repeats']} timed steps after {plan['warmup']} warm-up "
         "(median and min); CPU threads per framework: "
-        + (str(plan["threads"]) if plan.get("threads") else "the frameworks' defaults") + ".",
+        + (str(plan["threads"]) if plan.get("threads") else "the frameworks' defaults")
+        + (f"; the JAX step compiled with XLA `{plan['jax_train_opt']}`" if plan.get("jax_train_opt") else "") + ".",
     ]
     if m.get("env"):
         out += ["", "Environment: " + ", ".join(f"`{k}={v}`" for k, v in sorted(m["env"].items())) + "."]

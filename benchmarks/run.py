@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive, default=None,
                    help="CPU threads per child: OMP/MKL/OpenBLAS_NUM_THREADS, torch.set_num_threads, and for 1 "
                         "XLA's single-threaded Eigen (default: the frameworks' own choice; quick: 1)")
+    p.add_argument("--jax-train-opt", choices=("fast-compile", "full"), default=None,
+                   help="XLA:CPU optimisation of the JAX training step (default full, what a run of 120 steps or "
+                        "more compiles; quick: fast-compile). fast-compile compiles faster and runs slower: 2x at the "
+                        "tiny width, more at the paper's (docs/benchmarks.md)")
     p.add_argument("--timeout", type=_positive, default=1800, help="seconds per child process (default 1800)")
     return p
 
@@ -196,6 +200,7 @@ def make_plan(args: argparse.Namespace) -> dict:
         "sub_discriminators": {n: list(discriminator.DECOMPOSITIONS[n]) for n in DECOMPOSITIONS},
         "reduced": reduced, "quick": bool(args.quick),
         "threads": args.threads if args.threads is not None else d["threads"],
+        "jax_train_opt": args.jax_train_opt or ("fast-compile" if args.quick else "full"),
     }
 
 
@@ -406,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{name}] step {i}/{len(items)}: decomposition {decomp}, cell {cell}", flush=True)
             r = run_child({"task": "step", "backend": name, "config": plan["config"], "batch": plan["batch"],
                            "decomposition": decomp, "cell": cell, "repeats": plan["repeats"],
-                           "warmup": plan["warmup"], "label": key}, args.timeout, plan["threads"])
+                           "warmup": plan["warmup"], "label": key, "jax_train_opt": plan["jax_train_opt"]},
+                          args.timeout, plan["threads"])
             info["steps"][key] = r
             if "error" in r:
                 failures += 1

@@ -390,7 +390,9 @@ def _step(spec: dict) -> dict:
     config = get_config(spec["config"], batch_size=spec["batch"], decomposition=spec["decomposition"],
                         cell=spec["cell"], **spec.get("overrides", {}))
     label = f"[{bk.name}] step {spec['label']}"
-    engine = bk.be.engine(config)
+    # JAX: the XLA:CPU optimisation asked for (default: the one `trivd train` compiles for runs of >= 120 steps)
+    engine = bk.be.engine(config, train_opt=spec.get("jax_train_opt") or "full") if bk.name == "jax" else \
+        bk.be.engine(config)
     t0 = time.perf_counter()
     ts = engine.init(spec.get("seed", 0))
     init_s = time.perf_counter() - t0
@@ -398,7 +400,7 @@ def _step(spec: dict) -> dict:
     n_inputs = 1 + spec["warmup"] + spec["repeats"]
     inputs = [sampler.draw() for _ in range(n_inputs)]
     res = {"device": bk.device, "devices": list(engine.devices), "config": config.to_dict(), "init_s": init_s,
-           "threads": bk.threads}
+           "threads": bk.threads, "jax_train_opt": getattr(engine, "train_opt", None)}
 
     hwm_reset = reset_peak_rss()
     rss_start = rss_bytes()
