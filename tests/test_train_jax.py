@@ -242,6 +242,19 @@ def test_a_resumed_jax_run_keeps_its_compile_option(monkeypatch):
     assert train_opt_for(10, {"jax_train_opt": "fast-compile"}) == "full"  # the user's explicit choice wins
 
 
+def test_a_wide_config_compiles_fully_whatever_the_run_length(monkeypatch):
+    """At the paper's widths fast-compile's slower step outweighs its shorter compile from the first step."""
+    from backends.jax.engine import FULL_OPT_MIN_WIDTH, train_opt_for
+    from trivd_core import get_config
+
+    monkeypatch.delenv("TRIVD_JAX_TRAIN_OPT", raising=False)
+    assert FULL_OPT_MIN_WIDTH == 16
+    assert train_opt_for(10, None, get_config("paper_medium")) == "full"
+    assert train_opt_for(None, None, get_config("tiny", g_ch=4, d_ch=16)) == "full"
+    assert train_opt_for(10, None, get_config("tiny")) == "fast-compile"
+    assert train_opt_for(10, {"jax_train_opt": "fast-compile"}, get_config("paper_medium")) == "fast-compile"
+
+
 # ---------------------------------------------------------------------------- a job of two processes (jax.distributed)
 
 JOB = textwrap.dedent("""

@@ -188,13 +188,17 @@ class JaxBackend:
         The backend's compile policy: JAX's persistent compilation cache is turned on
         (:func:`~backends.jax.engine.enable_compilation_cache`), and the step's XLA:CPU
         optimisation is ``train_opt`` if given, else :func:`~backends.jax.engine.train_opt_for`
-        of the run's ``steps`` and, on resume, its recorded ``saved_run`` (the run's config.json).
+        of the run's ``steps``, the config's width and, on resume, its recorded ``saved_run`` (the run's
+        config.json).
         """
         self.activate()
         from .engine import JaxEngine, enable_compilation_cache, train_opt_for
 
         enable_compilation_cache()
-        return JaxEngine(config, devices=devices, train_opt=train_opt or train_opt_for(steps, saved_run))
+        from trivd_core.configs import as_config
+
+        config = as_config("engine", config)
+        return JaxEngine(config, devices=devices, train_opt=train_opt or train_opt_for(steps, saved_run, config))
 
 
 BACKEND = JaxBackend()

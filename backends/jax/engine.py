@@ -58,7 +58,8 @@ from trivd_core.train.engine import Engine
 
 from .sharding import BATCH_AXIS, batch_mesh
 
-__all__ = ["JaxEngine", "enable_compilation_cache", "train_opt_for", "TRAIN_OPT_MODES", "FULL_OPT_MIN_STEPS"]
+__all__ = ["JaxEngine", "enable_compilation_cache", "train_opt_for", "TRAIN_OPT_MODES", "FULL_OPT_MIN_STEPS",
+           "FULL_OPT_MIN_WIDTH"]
 
 
 def _tree_np(tree):
@@ -358,18 +359,25 @@ TRAIN_OPT_MODES = ("fast-compile", "full")
 FULL_OPT_MIN_STEPS = 120
 
 
-def train_opt_for(steps: int | None, saved_run: dict | None = None) -> str:
+#: From this channel multiplier on (``max(g_ch, d_ch)``), a run compiles its step fully whatever its length.
+FULL_OPT_MIN_WIDTH = 16
+
+
+def train_opt_for(steps: int | None, saved_run: dict | None = None, config=None) -> str:
     """XLA's optimisation of a run's train step: ``$TRIVD_JAX_TRAIN_OPT``, else the option a resumed run recorded
     in its config.json (``saved_run["jax_train_opt"]``), else ``full`` from :data:`FULL_OPT_MIN_STEPS` steps on
-    and ``fast-compile`` below (or when ``steps`` is None).
+    or for a ``config`` of channel multiplier :data:`FULL_OPT_MIN_WIDTH` or more, and ``fast-compile`` otherwise
+    (also when ``steps`` is None).
 
-    XLA:CPU's full optimisation compiles about 40 s longer and then runs the tiny step 2.1x faster
-    (docs/training.md).  A resumed run keeps the option it started with: the two compilations round
-    differently, and resume is bit-exact.
+    XLA:CPU's full optimisation compiles about 40-60 s longer and runs the tiny step 2.1x faster
+    (docs/training.md), the paper_medium step 2.7x faster (240 s -> 90 s at batch 2, docs/benchmarks.md):
+    at the paper's widths the extra compile is paid back within the first step.  A resumed run keeps the
+    option it started with: the two compilations round differently, and resume is bit-exact.
     """
     recorded = (saved_run or {}).get("jax_train_opt")
+    wide = config is not None and max(config.g_ch, config.d_ch) >= FULL_OPT_MIN_WIDTH
     return os.environ.get("TRIVD_JAX_TRAIN_OPT") or recorded or (
-        "full" if steps is not None and steps >= FULL_OPT_MIN_STEPS else "fast-compile")
+        "full" if wide or (steps is not None and steps >= FULL_OPT_MIN_STEPS) else "fast-compile")
 
 
 def _train_opt_mode(mode=None) -> str:
