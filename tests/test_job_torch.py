@@ -19,8 +19,9 @@ there to catch, per-process batch statistics and a per-process Eq. 15 (the repli
 switched off), moved the weights by 1.2e-4, the gradients by 0.1-0.4 of their scale and a
 metric by 1.7e-2 in the same setting (measured), 100x beyond every bound.
 
-Resume on two processes is compared bit for bit; the lost-process test kills one process
-with SIGKILL and needs the other to stop with exit 6 (``process_lost``), not to hang.
+Resume on two processes is compared bit for bit; the lost-process tests kill one process
+with SIGKILL (its connections close) or stop it with SIGSTOP (they stay open: the collective
+timeout must fire) and need the other to stop with exit 6 (``process_lost``), not to hang.
 """
 
 from __future__ import annotations
@@ -150,3 +151,34 @@ def test_a_killed_torch_process_makes_the_other_exit_6_instead_of_hanging(tmp_pa
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "process_lost" and status["exit_code"] == 6
     assert load_checkpoint(run / "checkpoints")[1]["step"] == status["step"] >= 2  # the last completed step is on disk
+
+
+def test_a_hung_torch_process_is_given_up_after_the_collective_timeout(tmp_path):
+    """A peer that stops answering without dying (SIGSTOP keeps its connections open): the collective times out."""
+    run = tmp_path / "run"
+    port = _port()
+    procs = []
+    for rank in (0, 1):
+        env = {**_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "trivd", *ARGS, "--steps", "1000", "--run-dir", str(run),
+                                       "--collective-timeout", "10"], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run / "checkpoints").glob("step_00000002.json")):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "the job did not start"
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        out, err = procs[0].communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert procs[0].returncode == 6, err[-3000:]
+    assert 5 <= waited < 90  # the 10 s timeout, not a hang (and not an instant failure: the peer is alive)
+    assert "another process of the job stopped answering" in out + err
+    assert json.loads((run / "status.json").read_text())["status"] == "process_lost"
