@@ -2,7 +2,7 @@
 
 * ``python`` blocks run in a fresh interpreter (the repository root as working directory, a 300 s
   limit); a block that imports a framework this environment lacks is skipped with the module's name.
-* ``bash`` blocks: every ``trivd ...`` line (also ``venv/bin/trivd``) is parsed by the real argument
+* ``bash`` blocks (continuation lines joined): every ``trivd ...`` line (also ``venv/bin/trivd``) is parsed by the real argument
   parser of its subcommand (``trivd.cli.build_parser``, ``benchmarks.run.build_parser``,
   ``conformance.runner``'s), so an option that does not exist fails here; ``python -m benchmarks``
   lines likewise.  Lines that install or run the test suite (pip, tox, venv) are the README's two
@@ -56,6 +56,7 @@ BLOCKS = _blocks()
 
 
 def _trivd_lines(code: str):
+    code = re.sub(r"\\\n\s*", " ", code)  # a line ending in a backslash continues on the next
     for raw in code.splitlines():
         line = raw.split(" #")[0].strip() if not raw.strip().startswith("#") else ""
         for part in re.split(r"\s*&&\s*", line):
