@@ -269,8 +269,8 @@ def _join_job(args, backend_name, config, *, run_dir_given, devices):
         print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # the coordinator or the other processes did not answer in time
-        print(f"trivd train: could not join the job of {args.num_processes or 'the environment'}'s processes "
-              f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})", file=sys.stderr)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"trivd train: could not join the job ({detail})", file=sys.stderr)
         return 2
     if count > 1:
         if not run_dir_given:
