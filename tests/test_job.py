@@ -43,6 +43,28 @@ class ThreadJob:
         self._barrier.wait()  # nobody overwrites a slot before every worker has read them all
         return out
 
+    def run(self, fn, timeout=60):
+        """``[fn(0), ..., fn(count - 1)]``, each in its own thread; the first error is re-raised here (and
+        breaks the barrier, so that the other workers do not wait for it)."""
+        out, errors = [None] * self.count, []
+
+        def work(i):
+            try:
+                out[i] = fn(i)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+                errors.append(exc)
+                self._barrier.abort()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(self.count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+        assert not any(t.is_alive() for t in threads), "a worker of the job hangs"
+        if errors:
+            raise errors[0]
+        return out
+
 
 class ThreadReplicas(replicas.Replicas):
     def __init__(self, job, index):
@@ -57,24 +79,14 @@ class ThreadReplicas(replicas.Replicas):
 
 def _in_workers(count, fn):
     """``[fn(index, replicas) for each worker]``, run concurrently under ``replicas.across``."""
-    job, out, errors = ThreadJob(count), [None] * count, []
+    job = ThreadJob(count)
 
     def work(i):
-        try:
-            with replicas.across(ThreadReplicas(job, i)):
-                out[i] = fn(i, ThreadReplicas(job, i))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            errors.append(exc)
-            job._barrier.abort()
+        r = ThreadReplicas(job, i)
+        with replicas.across(r):
+            return fn(i, r)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return out
+    return job.run(work)
 
 
 # float64: the job's moments are sums of per-worker sums, a reassociation of the one-process sums; both are
@@ -220,45 +232,31 @@ class JobEngine(CountingEngine):
         return super().step(ts, glob)
 
 
-def _job_run(tmp_path, count, steps, *, engines=None, bad_loader=None, resume=False, run="job"):
+def _job_run(tmp_path, count, steps, *, bad_loader=None, resume=False, run="job"):
+    """``count`` JobEngines training in ``count`` threads on one run directory: ``(results, engines)``."""
     job = ThreadJob(count)
-    engines = engines or [JobEngine(job, i) for i in range(count)]
-    for e in engines:
-        e.job = job
-    results, errors = [None] * count, []
+    engines = [JobEngine(job, i) for i in range(count)]
 
     def work(i):
-        try:
-            ds = make_dataset("synthetic", resolution=LOOP_CFG.resolution, t=LOOP_CFG.t_total, channels=3, seed=0,
-                              length=64)
-            loader = Loader(ds, 4, seed=0, workers=0, shard=(i, count))
-            if bad_loader is not None and bad_loader[0] == i:
-                inner, n = loader.next_batch, [0]
+        ds = make_dataset("synthetic", resolution=LOOP_CFG.resolution, t=LOOP_CFG.t_total, channels=3, seed=0,
+                          length=64)
+        loader = Loader(ds, 4, seed=0, workers=0, shard=(i, count))
+        if bad_loader is not None and bad_loader[0] == i:
+            inner, n = loader.next_batch, [0]
 
-                def next_batch():
-                    n[0] += 1
-                    if n[0] == bad_loader[1]:
-                        raise DataError("a source vanished (test)")
-                    return inner()
+            def next_batch():
+                n[0] += 1
+                if n[0] == bad_loader[1]:
+                    raise DataError("a source vanished (test)")
+                return inner()
 
-                loader.next_batch = next_batch
-            opts = TrainOptions(run_dir=tmp_path / run, steps=steps, seed=0, log_every=1, sample_every=2,
-                                ckpt_every=2, keep=5, n_samples=2, progress=False)
-            with loader:
-                results[i] = train(engines[i], LOOP_CFG, loader, opts, resume=resume, log=lambda m: None)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-            job._barrier.abort()
+            loader.next_batch = next_batch
+        opts = TrainOptions(run_dir=tmp_path / run, steps=steps, seed=0, log_every=1, sample_every=2,
+                            ckpt_every=2, keep=5, n_samples=2, progress=False)
+        with loader:
+            return train(engines[i], LOOP_CFG, loader, opts, resume=resume, log=lambda m: None)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads), "a process of the job hangs"
-    if errors:
-        raise errors[0]
-    return results, engines
+    return job.run(work), engines
 
 
 def test_a_job_trains_like_one_process_and_process_0_alone_writes(tmp_path):

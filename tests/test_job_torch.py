@@ -121,33 +121,39 @@ def test_resume_on_two_torch_processes_is_bit_exact_and_a_job_checkpoint_restore
     assert load_checkpoint(split / "checkpoints")[1]["step"] == 3
 
 
-def test_a_killed_torch_process_makes_the_other_exit_6_instead_of_hanging(tmp_path):
-    run = tmp_path / "run"
+def _stop_one_of_two(run, sig, timeout_s):
+    """Start a 2-process job (torchrun's variables set by hand), send ``sig`` to process 1 once step 2 is on disk,
+    and return ``(returncode, output, seconds)`` of process 0."""
     port = _port()
     procs = []
     for rank in (0, 1):
         env = {**_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
         procs.append(subprocess.Popen([sys.executable, "-m", "trivd", *ARGS, "--steps", "1000", "--run-dir", str(run),
-                                       "--collective-timeout", "30"], env=env, stdout=subprocess.PIPE,
+                                       "--collective-timeout", str(timeout_s)], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     try:
         deadline = time.monotonic() + 120
         while not list((run / "checkpoints").glob("step_00000002.json")):
             assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "the job did not start"
             time.sleep(0.2)
-        procs[1].send_signal(signal.SIGKILL)
+        procs[1].send_signal(sig)
         t0 = time.monotonic()
-        out, err = procs[0].communicate(timeout=90)
-        waited = time.monotonic() - t0
+        out, err = procs[0].communicate(timeout=120)
+        return procs[0].returncode, out + err, time.monotonic() - t0
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.communicate()
-    assert procs[0].returncode == 6, err[-3000:]
+
+
+def test_a_killed_torch_process_makes_the_other_exit_6_instead_of_hanging(tmp_path):
+    run = tmp_path / "run"
+    code, out, waited = _stop_one_of_two(run, signal.SIGKILL, 30)
+    assert code == 6, out[-3000:]
     assert waited < 60  # the collective fails when the peer's connection closes, long before the 30 s timeout x 2
-    assert "another process of the job stopped answering" in out + err
+    assert "another process of the job stopped answering" in out
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "process_lost" and status["exit_code"] == 6
     assert load_checkpoint(run / "checkpoints")[1]["step"] == status["step"] >= 2  # the last completed step is on disk
@@ -156,29 +162,8 @@ def test_a_killed_torch_process_makes_the_other_exit_6_instead_of_hanging(tmp_pa
 def test_a_hung_torch_process_is_given_up_after_the_collective_timeout(tmp_path):
     """A peer that stops answering without dying (SIGSTOP keeps its connections open): the collective times out."""
     run = tmp_path / "run"
-    port = _port()
-    procs = []
-    for rank in (0, 1):
-        env = {**_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "trivd", *ARGS, "--steps", "1000", "--run-dir", str(run),
-                                       "--collective-timeout", "10"], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    try:
-        deadline = time.monotonic() + 120
-        while not list((run / "checkpoints").glob("step_00000002.json")):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "the job did not start"
-            time.sleep(0.2)
-        procs[1].send_signal(signal.SIGSTOP)
-        t0 = time.monotonic()
-        out, err = procs[0].communicate(timeout=120)
-        waited = time.monotonic() - t0
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    assert procs[0].returncode == 6, err[-3000:]
+    code, out, waited = _stop_one_of_two(run, signal.SIGSTOP, 10)
+    assert code == 6, out[-3000:]
     assert 5 <= waited < 90  # the 10 s timeout, not a hang (and not an instant failure: the peer is alive)
-    assert "another process of the job stopped answering" in out + err
+    assert "another process of the job stopped answering" in out
     assert json.loads((run / "status.json").read_text())["status"] == "process_lost"
