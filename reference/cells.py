@@ -8,14 +8,22 @@ both).
 
 Notation (section 3.2 and appendix F of Luc et al., 2020)
 ---------------------------------------------------------
-* ``h_{t-1}``  ``(B, H, W, c_hidden)`` - the previous hidden state (``h``);
-* ``x_t``      ``(B, H, W, c_in)`` - the input of the unit at time ``t`` (``x``);
-* ``h~_{t-1}`` - ``h_{t-1}`` warped by the kernel-based warping ``w`` (``h_tilde``);
-* ``theta``    - the transformation predicted by the hyper-network ``f``:
+Every symbol carries its time index, and the code spells it the same way:
+
+* ``h_{t-1}``  ``h_tm1``, ``(B, H, W, c_hidden)`` - the previous hidden state;
+* ``x_t``      ``x_t``, ``(B, H, W, c_in)`` - the input of the unit at time ``t``;
+* ``h_t``      ``h_t`` - the new hidden state, what a step returns;
+* ``h~_{t-1}`` ``h_tilde_tm1`` - ``h_{t-1}`` warped by the kernel-based warping;
+* ``h'_t``     ``h_prime_t`` - the reset state of ConvGRU and K-TrajGRU (Eqs. 2, 19);
+* ``theta``    ``theta`` - the transformation predicted by the hyper-network ``f``:
   ``(w, S)`` (factorized) or ``W`` (pixelwise), appendix B;
+* ``warp``     the kernel-based warping function of Eqs. 7 and 17,
+  ``h~_{t-1} = warp(h_{t-1}; theta)``.  The paper writes it ``w``, the letter it
+  also uses for the factorized kernels of Eq. 12; here ``w`` is only the kernels;
 * ``r``, ``u`` - the reset and update gates; ``c`` the newly generated content;
 * ``W_o``, ``b_o`` - kernel (HWIO) and bias of the convolution producing ``o``,
-  stored as ``params[o]["W"]`` and ``params[o]["b"]``;
+  stored as ``params[o]["W"]`` and ``params[o]["b"]`` and unpacked to ``W_o, b_o``
+  before the equations;
 * ``*k``       - the ``k x k`` SAME convolution (``reference.ops.conv2d``);
 * ``[a; b]``   - concatenation along channels, ``a`` first;
 * ``sigma``    - the logistic sigmoid; ``rho`` the activation (ReLU by default,
@@ -75,9 +83,8 @@ def _tanh(v):
     return np.tanh(v)
 
 
-def _linear(v, layer):
-    """``y[b, o] = sum_i v[b, i] * W[i, o] + b[o]`` - a fully connected layer, looped."""
-    W, bias = layer["W"], layer["b"]
+def _linear(v, W, bias):
+    """``y[b, o] = sum_i v[b, i] * W[i, o] + bias[o]`` - a fully connected layer, looped."""
     B, n_in = v.shape
     n_out = W.shape[1]
     y = np.zeros((B, n_out), dtype=np.result_type(v, W))
@@ -106,7 +113,7 @@ def _flatten(a):
 # hyper-networks f (F.1)
 
 
-def _hyper_factorized(f, h, x, k):
+def _hyper_factorized(f, h_tm1, x_t, k):
     r"""Hyper-network of TSRU and K-TrajGRU (F.1): ``theta = (w, S) = f(h_{t-1}, x_t)``.
 
     With ``z = [h_{t-1}; x_t]`` of ``C_f = c_hidden + c_in`` channels,
@@ -123,13 +130,17 @@ def _hyper_factorized(f, h, x, k):
 
     Returns ``w (B, k*k, N)`` and ``S (B, H, W, N)``.
     """
-    z = _cat(h, x)
-    a = relu(conv2d(z, f["conv"]["W"], f["conv"]["b"]))
+    W_conv, b_conv = f["conv"]["W"], f["conv"]["b"]
+    W_fc1, b_fc1 = f["fc1"]["W"], f["fc1"]["b"]
+    W_fc2, b_fc2 = f["fc2"]["W"], f["fc2"]["b"]
+    W_S, b_S = f["S"]["W"], f["S"]["b"]
+    N = W_S.shape[3]
+    z = _cat(h_tm1, x_t)
+    a = relu(conv2d(z, W_conv, b_conv))
     a_pooled = adaptive_max_pool(a, (4, 4))
     v = _flatten(a_pooled)
-    e = relu(_linear(v, f["fc1"]))
-    o = _linear(e, f["fc2"])
-    N = f["S"]["W"].shape[3]
+    e = relu(_linear(v, W_fc1, b_fc1))
+    o = _linear(e, W_fc2, b_fc2)
     B = z.shape[0]
     logits = np.zeros((B, k * k, N), dtype=o.dtype)
     for b in range(B):
@@ -137,11 +148,11 @@ def _hyper_factorized(f, h, x, k):
             for l in range(N):
                 logits[b, q, l] = o[b, q * N + l]
     w = softmax(logits, axis=1)
-    S = softmax(conv2d(z, f["S"]["W"], f["S"]["b"]), axis=-1)
+    S = softmax(conv2d(z, W_S, b_S), axis=-1)
     return w, S
 
 
-def _hyper_pixelwise(f, h, x):
+def _hyper_pixelwise(f, h_tm1, x_t):
     r"""Hyper-network of PTSRU (F.1): ``theta = W = f(h_{t-1}, x_t)``, a resolution-preserving CNN.
 
     With ``z = [h_{t-1}; x_t]`` of ``C_f`` channels, ``C_1 = max(1, C_f // 2)``,
@@ -151,34 +162,46 @@ def _hyper_pixelwise(f, h, x):
         a_2 = relu(W_conv2 *k a_1 + b_conv2)              (B, H, W, C_2)
         W_{i,j}[q] = softmax_q (W_conv3 *k a_2 + b_conv3)_{i,j}[q]  (B, H, W, k*k)
     """
-    z = _cat(h, x)
-    a_1 = relu(conv2d(z, f["conv1"]["W"], f["conv1"]["b"]))
-    a_2 = relu(conv2d(a_1, f["conv2"]["W"], f["conv2"]["b"]))
-    return softmax(conv2d(a_2, f["conv3"]["W"], f["conv3"]["b"]), axis=-1)
+    W_conv1, b_conv1 = f["conv1"]["W"], f["conv1"]["b"]
+    W_conv2, b_conv2 = f["conv2"]["W"], f["conv2"]["b"]
+    W_conv3, b_conv3 = f["conv3"]["W"], f["conv3"]["b"]
+    z = _cat(h_tm1, x_t)
+    a_1 = relu(conv2d(z, W_conv1, b_conv1))
+    a_2 = relu(conv2d(a_1, W_conv2, b_conv2))
+    return softmax(conv2d(a_2, W_conv3, b_conv3), axis=-1)
 
 
-def _theta_and_warp(kind, f, h, x, k):
-    """Eqs. 6-7 (16-17): ``theta = f(h_{t-1}, x_t)``, ``h~_{t-1} = w(h_{t-1}; theta)`` via Eqs. 11-12."""
+# ---------------------------------------------------------------------------
+# the transformation: theta (Eq. 6 / 16), then the warp (Eq. 7 / 17)
+
+
+def _theta(kind, f, h_tm1, x_t, k):
+    """Eq. 6 (16): ``theta_{h,x} = f(h_{t-1}, x_t)``; ``{"w", "S"}`` (factorized) or ``{"W"}`` (pixelwise)."""
     if kind in _PIXELWISE:
-        W = _hyper_pixelwise(f, h, x)
-        theta = {"W": W}
-    else:
-        w, S = _hyper_factorized(f, h, x, k)
-        W = factorized_kernels(w, S)  # (12)
-        theta = {"w": w, "S": S, "W": W}
-    h_tilde = pixelwise_warp(h, W, k)  # (11)
-    return h_tilde, theta
+        return {"W": _hyper_pixelwise(f, h_tm1, x_t)}
+    w, S = _hyper_factorized(f, h_tm1, x_t, k)
+    return {"w": w, "S": S}
+
+
+def _warp(h_tm1, theta, k):
+    """Eq. 7 (17): ``h~_{t-1} = warp(h_{t-1}; theta)``, Eq. 11 with ``W`` from Eq. 12 when ``theta = (w, S)``.
+
+    Returns ``h~_{t-1}`` and the per-pixel weights ``W`` it used.
+    """
+    W = theta["W"] if "W" in theta else factorized_kernels(theta["w"], theta["S"])  # (12)
+    h_tilde_tm1 = pixelwise_warp(h_tm1, W, k)  # (11)
+    return h_tilde_tm1, W
 
 
 # ---------------------------------------------------------------------------
 # the cells
 
 
-def _convgru(p, h, x, rho):
+def _convgru(p, h_tm1, x_t, rho):
     r"""ConvGRU, section 3.2, Eqs. 1-5 (ReLU activation in DVD-GAN-FP).
 
-    Notation: ``h = h_{t-1}``, ``x = x_t``, ``r`` reset gate, ``u`` update gate,
-    ``c`` candidate, ``h'_t`` the reset state.
+    Notation: ``r`` reset gate, ``u`` update gate, ``c`` candidate, ``h'_t`` the
+    reset state (``h_prime_t``).
 
     Equations::
 
@@ -188,14 +211,18 @@ def _convgru(p, h, x, rho):
         u    = sigma(W_u *k [h_{t-1}; x_t] + b_u)        (4)
         h_t  = u * h_{t-1} + (1 - u) * c                 (5)
     """
-    r = sigmoid(conv2d(_cat(h, x), p["r"]["W"], p["r"]["b"]))  # (1)
-    h_prime = r * h  # (2)
-    c = rho(conv2d(_cat(h_prime, x), p["c"]["W"], p["c"]["b"]))  # (3)
-    u = sigmoid(conv2d(_cat(h, x), p["u"]["W"], p["u"]["b"]))  # (4)
-    return u * h + (1 - u) * c  # (5)
+    W_r, b_r = p["r"]["W"], p["r"]["b"]
+    W_c, b_c = p["c"]["W"], p["c"]["b"]
+    W_u, b_u = p["u"]["W"], p["u"]["b"]
+    r = sigmoid(conv2d(_cat(h_tm1, x_t), W_r, b_r))  # (1)
+    h_prime_t = r * h_tm1  # (2)
+    c = rho(conv2d(_cat(h_prime_t, x_t), W_c, b_c))  # (3)
+    u = sigmoid(conv2d(_cat(h_tm1, x_t), W_u, b_u))  # (4)
+    h_t = u * h_tm1 + (1 - u) * c  # (5)
+    return h_t
 
 
-def _convlstm(p, state, x, rho):
+def _convlstm(p, state_tm1, x_t, rho):
     r"""ConvLSTM baseline, appendix F.3 (peephole-free ConvLSTM with activation ``rho``).
 
     Notation: the state of ``c_hidden`` channels is ``[h_{t-1}; c_{t-1}]``, hidden
@@ -211,56 +238,62 @@ def _convlstm(p, state, x, rho):
         h_t = o * rho(c_t)
         new state = [h_t; c_t]
     """
-    half = state.shape[-1] // 2
-    h, c = state[..., :half], state[..., half:]
-    a = conv2d(_cat(h, x), p["gates"]["W"], p["gates"]["b"])
-    i = sigmoid(a[..., 0 * half : 1 * half])
-    f = sigmoid(a[..., 1 * half : 2 * half])
-    o = sigmoid(a[..., 2 * half : 3 * half])
-    g = rho(a[..., 3 * half : 4 * half])
-    c_t = f * c + i * g
+    W_gates, b_gates = p["gates"]["W"], p["gates"]["b"]
+    half = state_tm1.shape[-1] // 2
+    h_tm1, c_tm1 = state_tm1[..., :half], state_tm1[..., half:]
+    a = conv2d(_cat(h_tm1, x_t), W_gates, b_gates)
+    a_i, a_f, a_o, a_g = (a[..., j * half : (j + 1) * half] for j in range(4))
+    i, f, o, g = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o), rho(a_g)
+    c_t = f * c_tm1 + i * g
     h_t = o * rho(c_t)
     return _cat(h_t, c_t)
 
 
-def _ktrajgru(p, h, x, rho, k):
+def _ktrajgru(p, h_tm1, x_t, rho, k):
     r"""K-TrajGRU, appendix F.2, Eqs. 16-22 (tanh activation in the paper).
 
     Notation: ``f`` the factorized hyper-network (:func:`_hyper_factorized`),
-    ``w`` the factorized kernel-based warping (Eqs. 11-12), ``h~_{t-1}`` the warped
-    state, ``r``/``u`` reset/update gates, ``c`` candidate.
+    ``warp`` the factorized kernel-based warping (Eqs. 11-12; the paper writes it
+    ``w``), ``h~_{t-1}`` the warped state, ``r``/``u`` reset/update gates, ``c``
+    candidate.
 
     Equations (Eq. 18 is printed twice in the paper; the warped state is used, as
     the paper's text says)::
 
         theta_{h,x} = f(h_{t-1}, x_t)                    (16)
-        h~_{t-1}    = w(h_{t-1}; theta_{h,x})            (17)
+        h~_{t-1}    = warp(h_{t-1}; theta_{h,x})         (17)
         r    = sigma(W_r *k [h~_{t-1}; x_t] + b_r)       (18)
         h'_t = r * h~_{t-1}                              (19)
         c    = rho(W_c *k [h'_t; x_t] + b_c)             (20)
         u    = sigma(W_u *k [h~_{t-1}; x_t] + b_u)       (21)
         h_t  = u * h_{t-1} + (1 - u) * c                 (22)   (unwarped h_{t-1})
     """
-    h_tilde, theta = _theta_and_warp("ktrajgru", p["f"], h, x, k)  # (16), (17)
-    r = sigmoid(conv2d(_cat(h_tilde, x), p["r"]["W"], p["r"]["b"]))  # (18)
-    h_prime = r * h_tilde  # (19)
-    c = rho(conv2d(_cat(h_prime, x), p["c"]["W"], p["c"]["b"]))  # (20)
-    u = sigmoid(conv2d(_cat(h_tilde, x), p["u"]["W"], p["u"]["b"]))  # (21)
-    return u * h + (1 - u) * c, theta  # (22)
+    W_r, b_r = p["r"]["W"], p["r"]["b"]
+    W_c, b_c = p["c"]["W"], p["c"]["b"]
+    W_u, b_u = p["u"]["W"], p["u"]["b"]
+    theta = _theta("ktrajgru", p["f"], h_tm1, x_t, k)  # (16)
+    h_tilde_tm1, W = _warp(h_tm1, theta, k)  # (17)
+    r = sigmoid(conv2d(_cat(h_tilde_tm1, x_t), W_r, b_r))  # (18)
+    h_prime_t = r * h_tilde_tm1  # (19)
+    c = rho(conv2d(_cat(h_prime_t, x_t), W_c, b_c))  # (20)
+    u = sigmoid(conv2d(_cat(h_tilde_tm1, x_t), W_u, b_u))  # (21)
+    h_t = u * h_tm1 + (1 - u) * c  # (22)
+    return h_t, {**theta, "W": W}
 
 
-def _tsru(kind, p, h, x, rho, k):
+def _tsru(kind, p, h_tm1, x_t, rho, k):
     r"""TSRU_c, TSRU_p, TSRU_s (section 3.2.2, Eqs. 6-10) and PTSRU_{c,p,s}.
 
     Notation: ``f`` the hyper-network - factorized (:func:`_hyper_factorized`) for
-    ``tsru_*``, pixelwise (:func:`_hyper_pixelwise`) for ``ptsru_*``; ``w`` the
-    kernel-based warping (Eq. 11, with Eq. 12 for factorized ``theta``);
-    ``h~_{t-1}`` the warped state; ``c`` new content; ``u`` the fusion gate.
+    ``tsru_*``, pixelwise (:func:`_hyper_pixelwise`) for ``ptsru_*``; ``warp`` the
+    kernel-based warping (Eq. 11, with Eq. 12 for factorized ``theta``; the paper
+    writes it ``w``); ``h~_{t-1}`` the warped state; ``c`` new content; ``u`` the
+    fusion gate.
 
     Equations of TSRU_c::
 
         theta_{h,x} = f(h_{t-1}, x_t)                    (6)
-        h~_{t-1}    = w(h_{t-1}; theta_{h,x})            (7)
+        h~_{t-1}    = warp(h_{t-1}; theta_{h,x})         (7)
         c   = rho(W_c *k [h~_{t-1}; x_t] + b_c)          (8)
         u   = sigma(W_u *k [h_{t-1}; x_t] + b_u)         (9)
         h_t = u * h~_{t-1} + (1 - u) * c                 (10)
@@ -273,17 +306,21 @@ def _tsru(kind, p, h, x, rho, k):
 
         u   = sigma(W_u *k [h~_{t-1}; c] + b_u)
     """
-    variant = kind[-1]
-    h_tilde, theta = _theta_and_warp(kind, p["f"], h, x, k)  # (6), (7)
+    variant = kind[-1]  # "c", "p" or "s"
+    W_c, b_c = p["c"]["W"], p["c"]["b"]
+    W_u, b_u = p["u"]["W"], p["u"]["b"]
+    theta = _theta(kind, p["f"], h_tm1, x_t, k)  # (6)
+    h_tilde_tm1, W = _warp(h_tm1, theta, k)  # (7)
     if variant == "p":
-        c = rho(conv2d(_cat(h, x), p["c"]["W"], p["c"]["b"]))  # (8), TSRU_p
+        c = rho(conv2d(_cat(h_tm1, x_t), W_c, b_c))  # (8), TSRU_p
     else:
-        c = rho(conv2d(_cat(h_tilde, x), p["c"]["W"], p["c"]["b"]))  # (8)
+        c = rho(conv2d(_cat(h_tilde_tm1, x_t), W_c, b_c))  # (8)
     if variant == "s":
-        u = sigmoid(conv2d(_cat(h_tilde, c), p["u"]["W"], p["u"]["b"]))  # (9), TSRU_s
+        u = sigmoid(conv2d(_cat(h_tilde_tm1, c), W_u, b_u))  # (9), TSRU_s
     else:
-        u = sigmoid(conv2d(_cat(h, x), p["u"]["W"], p["u"]["b"]))  # (9)
-    return u * h_tilde + (1 - u) * c, theta  # (10)
+        u = sigmoid(conv2d(_cat(h_tm1, x_t), W_u, b_u))  # (9)
+    h_t = u * h_tilde_tm1 + (1 - u) * c  # (10)
+    return h_t, {**theta, "W": W}
 
 
 # ---------------------------------------------------------------------------
@@ -354,12 +391,13 @@ def cell_step(kind, params, h, x, *, return_warp=False, activation=None):
         raise ValueError(f"{fn}(): 'h' must have an even number of channels [h; c] for convlstm, got {h.shape}")
     p = _as_params(fn, params)
     k = _require(fn, p, kind)
+    h_tm1, x_t = h, x
     if kind == "convgru":
-        h_t, theta = _convgru(p, h, x, rho), {}
+        h_t, theta = _convgru(p, h_tm1, x_t, rho), {}
     elif kind == "convlstm":
-        h_t, theta = _convlstm(p, h, x, rho), {}
+        h_t, theta = _convlstm(p, h_tm1, x_t, rho), {}
     elif kind == "ktrajgru":
-        h_t, theta = _ktrajgru(p, h, x, rho, k)
+        h_t, theta = _ktrajgru(p, h_tm1, x_t, rho, k)
     else:
-        h_t, theta = _tsru(kind, p, h, x, rho, k)
+        h_t, theta = _tsru(kind, p, h_tm1, x_t, rho, k)
     return (h_t, theta) if return_warp else h_t

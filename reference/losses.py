@@ -8,9 +8,10 @@ Notation
 ``h``                   discriminator features summed over space: ``(B, C)`` for the
                         projection head, ``(B, T, C)`` for the mixed head.
 ``y``                   the class embedding per sample (``y_embed``), ``(B, C)``.
-``w``, ``b``            the linear map ``params["w"] (C, 1)``, ``params["b"] (1,)``
-                        (``b`` the bias is written ``w0`` in code to keep ``b`` for
-                        the batch index).
+``w``, ``w_0``          the linear map ``params["w"] (C, 1)`` and its bias
+                        ``params["b"] (1,)``, written ``w_0`` because ``b`` is the
+                        batch index of Eq. 15 (``b, b'``); ``trivd_core.losses``
+                        uses the same names.
 ``r_x``, ``r_xy``       the unconditional and class-dependent scalars of the head.
 
 Losses average over all outputs, whatever their shape; when real and fake scores
@@ -67,18 +68,18 @@ def g_hinge_loss(fake_scores):
 def _head(fn, h, y, params):
     C = h.shape[-1]
     w = check_array(fn, "params['w']", params["w"], ndim=2)
-    w0 = check_array(fn, "params['b']", params["b"], ndim=1)
-    if w.shape != (C, 1) or w0.shape != (1,):
-        raise ValueError(f"{fn}(): params must hold w ({C}, 1) and b (1,), got {w.shape} and {w0.shape}")
+    w_0 = check_array(fn, "params['b']", params["b"], ndim=1)
+    if w.shape != (C, 1) or w_0.shape != (1,):
+        raise ValueError(f"{fn}(): params must hold w ({C}, 1) and b (1,), got {w.shape} and {w_0.shape}")
     if y.shape != (h.shape[0], C):
         raise ValueError(f"{fn}(): argument 'y_embed' must have shape ({h.shape[0]}, {C}), got {y.shape}")
-    return w, w0
+    return w, w_0
 
 
 def projection(h, y_embed, params):
     """Projection discriminator head [Miyato & Koyama 2018] (appendix E.1)::
 
-        r_x^b  = sum_c h[b, c] w[c] + w0
+        r_x^b  = sum_c h[b, c] w[c] + w_0
         r_xy^b = sum_c h[b, c] y[b, c]
         o_b    = r_x^b + r_xy^b
 
@@ -87,11 +88,11 @@ def projection(h, y_embed, params):
     fn = "projection"
     h = check_array(fn, "h", h, ndim=2)
     y = check_array(fn, "y_embed", y_embed, ndim=2)
-    w, w0 = _head(fn, h, y, params)
+    w, w_0 = _head(fn, h, y, params)
     B, C = h.shape
-    o = np.zeros(B, dtype=np.result_type(h, y, w, w0))
+    o = np.zeros(B, dtype=np.result_type(h, y, w, w_0))
     for b in range(B):
-        r_x = w0[0]
+        r_x = w_0[0]
         r_xy = 0.0
         for c in range(C):
             r_x += h[b, c] * w[c, 0]
@@ -103,7 +104,7 @@ def projection(h, y_embed, params):
 def mixed_projection(h, y_embed, params):
     """Mixed projection discriminator head, Eq. 15 (appendix E.1)::
 
-        r_x^{b,t}  = sum_c h[b, t, c] w[c] + w0
+        r_x^{b,t}  = sum_c h[b, t, c] w[c] + w_0
         r_xy^{b,t} = sum_c h[b, t, c] y[b, c]
         o_{b,b',t} = r_x^{b,t} + sum_{t'} r_xy^{b',t'}
 
@@ -113,14 +114,14 @@ def mixed_projection(h, y_embed, params):
     fn = "mixed_projection"
     h = check_array(fn, "h", h, ndim=3)
     y = check_array(fn, "y_embed", y_embed, ndim=2)
-    w, w0 = _head(fn, h, y, params)
+    w, w_0 = _head(fn, h, y, params)
     B, T, C = h.shape
-    dtype = np.result_type(h, y, w, w0)
+    dtype = np.result_type(h, y, w, w_0)
     r_x = np.zeros((B, T), dtype=dtype)
     r_xy = np.zeros((B, T), dtype=dtype)
     for b in range(B):
         for t in range(T):
-            r_x[b, t] = w0[0]
+            r_x[b, t] = w_0[0]
             for c in range(C):
                 r_x[b, t] += h[b, t, c] * w[c, 0]
                 r_xy[b, t] += h[b, t, c] * y[b, c]

@@ -1,6 +1,7 @@
 """Kernel-based warping (paper appendix B) and the motion field of Fig. 3, as loops.
 
-Notation (appendix B and section 4.4 of Luc et al., 2020):
+Notation (appendix B and section 4.4 of Luc et al., 2020), written in plain text as
+everywhere in ``reference/`` (``h~`` for h-tilde, ``_{i,j}`` for subscripts):
 
 * ``h``  - the map to warp, ``(B, H, W, C)`` (in the recurrent units, ``h_{t-1}``);
 * ``k``  - the (odd) kernel size; taps are indexed by the row offset ``m`` and the
@@ -92,13 +93,13 @@ def _tap_sqrt(fn, name, kk, shape):
 def pixelwise_warp(h, W, k=3):
     r"""Pixelwise kernel-based warping, appendix B, Eq. 11.
 
-    .. math::
+    Equation::
 
-        \tilde h_{i,j}[c] = \sum_{(m,n) \in [[0, k-1]]^2}
-            \mathbf{W}_{i,j}[mk + n] \cdot h_{i+m-(k-1)/2,\; j+n-(k-1)/2}[c]      (11)
+        h~_{i,j}[c] = sum_{m=0}^{k-1} sum_{n=0}^{k-1} W_{i,j}[m k + n] * h_{i+m-p, j+n-p}[c]      (11)
 
-    where ``h`` is zero-padded by ``(k-1)/2`` on each side so that the output
-    keeps the spatial size: a dynamic, depth-wise, locally connected layer.
+    with ``p = (k-1)/2`` and ``h`` zero-padded by ``p`` on each side so that the
+    output keeps the spatial size: a dynamic, depth-wise, locally connected layer.
+    In the recurrent units ``h`` is ``h_{t-1}`` and the result ``h~_{t-1}`` (Eq. 7).
 
     Args:
         h: ``(B, H, W, C)`` floating map to warp.
@@ -136,9 +137,9 @@ def pixelwise_warp(h, W, k=3):
 def factorized_kernels(w, S):
     r"""Per-pixel weights from factorized kernels, appendix B, Eq. 12.
 
-    .. math::
+    Equation::
 
-        \mathbf{W}_{i,j}[q] = \sum_{l=1}^{N} \mathbf{S}_{i,j}[l] \cdot \mathbf{w}[q, l]     (12)
+        W_{i,j}[q] = sum_{l=1}^{N} S_{i,j}[l] * w[q, l]                 (12)
 
     ``S`` selects, at each pixel, a combination of the ``N`` sample-wide kernels
     ``w``; the result is used by :func:`pixelwise_warp` exactly as in the
@@ -182,10 +183,9 @@ def expected_flow(W, k=3):
     ``W_{i,j}`` is read as a probability distribution over the ``k*k`` taps, and
     tap ``(m, n)`` as the flow vector ``(m - (k-1)/2, n - (k-1)/2)``:
 
-    .. math::
+    Equation::
 
-        (dy, dx)_{i,j} = \sum_{(m,n)} \mathbf{W}_{i,j}[mk + n] \cdot
-            \left(m - \tfrac{k-1}{2},\; n - \tfrac{k-1}{2}\right)
+        (dy, dx)_{i,j} = sum_{m=0}^{k-1} sum_{n=0}^{k-1} W_{i,j}[m k + n] * (m - p, n - p)
 
     This is the first moment of ``W_{i,j}``; it is the expectation when the
     weights sum to one (the softmax outputs of the TSRU/PTSRU hyper-networks);
@@ -226,10 +226,10 @@ def combine_flows(coarse_to_fine: Sequence):
     With ``F_0`` the coarsest field and ``f_i = H_{i+1} / H_i = W_{i+1} / W_i``
     (a positive integer), iterate
 
-    .. math::
+    Equation::
 
-        F^{\mathrm{acc}}_{i+1}[y, x] = f_i \cdot F^{\mathrm{acc}}_i[\lfloor y / f_i \rfloor, \lfloor x / f_i \rfloor]
-            + F_{i+1}[y, x]
+        F^acc_0 = F_0
+        F^acc_{i+1}[y, x] = f_i * F^acc_i[floor(y / f_i), floor(x / f_i)] + F_{i+1}[y, x]
 
     i.e. upsample the running field by nearest neighbour, multiply it by the
     factor (a displacement of one coarse pixel is ``f_i`` fine pixels) and add

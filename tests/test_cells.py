@@ -686,3 +686,42 @@ def test_reference_uses_reference_primitives_only():
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not any("trivd_core" in name for name in names)
     assert rops.conv2d is rcells.conv2d
+
+
+def _assigned_names(module, function):
+    """The names a function of ``module`` binds: its parameters and every assignment target."""
+    import ast
+    import inspect
+
+    fn = next(
+        n for n in ast.walk(ast.parse(inspect.getsource(module))) if isinstance(n, ast.FunctionDef) and n.name == function
+    )
+    names = {a.arg for a in fn.args.args}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+# The paper's symbols of each cell, as the code spells them (h_tm1 = h_{t-1}, h_tilde_tm1 = h~_{t-1},
+# h_prime_t = h'_t); W_o, b_o unpacked from params[o] before the equations.
+_SYMBOLS = {
+    "_convgru": {"h_tm1", "x_t", "r", "h_prime_t", "c", "u", "h_t", "W_r", "b_r", "W_c", "b_c", "W_u", "b_u"},
+    "_convlstm": {"h_tm1", "c_tm1", "x_t", "i", "f", "o", "g", "c_t", "h_t", "W_gates", "b_gates"},
+    "_ktrajgru": {"h_tm1", "x_t", "theta", "h_tilde_tm1", "W", "r", "h_prime_t", "c", "u", "h_t"},
+    "_tsru": {"h_tm1", "x_t", "theta", "h_tilde_tm1", "W", "c", "u", "h_t", "W_c", "b_c", "W_u", "b_u"},
+    "_theta": {"h_tm1", "x_t"},
+    "_warp": {"h_tm1", "theta", "W", "h_tilde_tm1"},
+    "_hyper_factorized": {"h_tm1", "x_t", "z", "a", "v", "e", "o", "w", "S", "W_conv", "W_fc1", "W_fc2", "W_S"},
+    "_hyper_pixelwise": {"h_tm1", "x_t", "z", "a_1", "a_2", "W_conv1", "W_conv2", "W_conv3"},
+}
+
+
+@pytest.mark.parametrize("function", sorted(_SYMBOLS))
+def test_core_and_reference_use_the_papers_names(function):
+    """A student reading ``reference.cells`` finds the same symbols in ``trivd_core.cells``, time index included."""
+    ref, core = _assigned_names(rcells, function), _assigned_names(cells, function)
+    assert _SYMBOLS[function] <= ref, f"reference.cells.{function} lacks {sorted(_SYMBOLS[function] - ref)}"
+    assert _SYMBOLS[function] <= core, f"trivd_core.cells.{function} lacks {sorted(_SYMBOLS[function] - core)}"
+    stale = {"h", "x", "info", "h_new", "c_new", "h_tilde", "h_prime"} & (ref | core)
+    assert not stale, f"{function} binds names without their time index: {sorted(stale)}"

@@ -5,7 +5,10 @@ one time step on whatever array namespace ``h`` and ``x`` come from (NumPy,
 array_api_strict, jax.numpy, torch); ``init_cell`` draws its parameters as NumPy
 arrays from an explicit ``np.random.Generator``.  ``reference.cells`` states the
 same equations as loops and is the specification; the equations and notation are
-written out there, kind by kind.
+written out there, kind by kind, and the code here uses the same names: ``h_tm1`` for
+``h_{t-1}``, ``x_t``, ``h_t``, ``h_tilde_tm1`` for the warped ``h~_{t-1}``, ``h_prime_t``
+for ``h'_t``, ``theta`` for the transformation, ``W_o, b_o`` unpacked from ``params[o]``,
+and the split of Eq. 6 (``_theta``, the hyper-network ``f``) from Eq. 7 (``_warp``).
 
 =========  =====================================================================
 kind       update
@@ -76,7 +79,7 @@ Decisions where the paper is silent or ambiguous (the contract of this module)
 * **Initialisation** (E.2): every weight orthogonal in its ``(fan_in, C_out)``
   view (``initializers.orthogonal``), every bias zero, drawn in a fixed order
   (sorted parameter paths) from ``rng``; the dtype is ``dtype``.
-* ``return_warp=True`` returns ``(h_new, warp)`` with ``warp`` a dict:
+* ``return_warp=True`` returns ``(h_t, theta)`` with ``theta`` the transformation, a dict:
   ``{"w": (B, k*k, N), "S": (B, H, W, N), "W": (B, H, W, k*k)}`` for the
   factorized kinds, ``{"W": (B, H, W, k*k)}`` for the pixelwise ones, ``{}`` for
   ConvGRU and ConvLSTM.
@@ -305,12 +308,14 @@ def _cat(xp, a, b):
     return xp.concat([a, b], axis=-1)
 
 
-def _conv(layer, z):
-    return ops.conv2d(z, layer["W"], layer["b"])
+def _conv(z, W, b):
+    """``W *k z + b``: the ``k x k`` SAME convolution."""
+    return ops.conv2d(z, W, b)
 
 
-def _linear(xp, layer, v):
-    return xp.matmul(v, layer["W"]) + layer["b"]
+def _linear(xp, v, W, b):
+    """``v W + b``: a fully connected layer."""
+    return xp.matmul(v, W) + b
 
 
 def _rho(xp, name):
@@ -319,87 +324,113 @@ def _rho(xp, name):
     return xp.tanh
 
 
-def _hyper_factorized(xp, f, z, k):
-    """theta = (w, S) = f(h_{t-1}, x_t) for TSRU and K-TrajGRU (F.1); ``z = [h_{t-1}; x_t]``."""
+def _hyper_factorized(xp, f, h_tm1, x_t, k):
+    """theta = (w, S) = f(h_{t-1}, x_t) for TSRU and K-TrajGRU (F.1), on ``z = [h_{t-1}; x_t]``."""
+    W_conv, b_conv = f["conv"]["W"], f["conv"]["b"]
+    W_fc1, b_fc1 = f["fc1"]["W"], f["fc1"]["b"]
+    W_fc2, b_fc2 = f["fc2"]["W"], f["fc2"]["b"]
+    W_S, b_S = f["S"]["W"], f["S"]["b"]
+    N = W_S.shape[3]
+    z = _cat(xp, h_tm1, x_t)
     B = z.shape[0]
-    a = ops.relu(_conv(f["conv"], z))
-    pooled = ops.adaptive_max_pool(a, _POOL)  # (B, 4, 4, C_1)
-    v = xp.reshape(pooled, (B, pooled.shape[1] * pooled.shape[2] * pooled.shape[3]))
-    e = ops.relu(_linear(xp, f["fc1"], v))
-    o = _linear(xp, f["fc2"], e)
-    n = f["S"]["W"].shape[3]
-    w = ops.softmax(xp.reshape(o, (B, k * k, n)), axis=1)
-    S = ops.softmax(_conv(f["S"], z), axis=-1)
+    a = ops.relu(_conv(z, W_conv, b_conv))
+    a_pooled = ops.adaptive_max_pool(a, _POOL)  # (B, 4, 4, C_1)
+    v = xp.reshape(a_pooled, (B, a_pooled.shape[1] * a_pooled.shape[2] * a_pooled.shape[3]))
+    e = ops.relu(_linear(xp, v, W_fc1, b_fc1))
+    o = _linear(xp, e, W_fc2, b_fc2)
+    w = ops.softmax(xp.reshape(o, (B, k * k, N)), axis=1)
+    S = ops.softmax(_conv(z, W_S, b_S), axis=-1)
     return w, S
 
 
-def _hyper_pixelwise(xp, f, z):
+def _hyper_pixelwise(xp, f, h_tm1, x_t):
     """theta = W = f(h_{t-1}, x_t) for PTSRU (F.1): resolution-preserving CNN, two hidden layers."""
-    a1 = ops.relu(_conv(f["conv1"], z))
-    a2 = ops.relu(_conv(f["conv2"], a1))
-    return ops.softmax(_conv(f["conv3"], a2), axis=-1)
+    W_conv1, b_conv1 = f["conv1"]["W"], f["conv1"]["b"]
+    W_conv2, b_conv2 = f["conv2"]["W"], f["conv2"]["b"]
+    W_conv3, b_conv3 = f["conv3"]["W"], f["conv3"]["b"]
+    z = _cat(xp, h_tm1, x_t)
+    a_1 = ops.relu(_conv(z, W_conv1, b_conv1))
+    a_2 = ops.relu(_conv(a_1, W_conv2, b_conv2))
+    return ops.softmax(_conv(a_2, W_conv3, b_conv3), axis=-1)
+
+
+def _theta(xp, kind, f, h_tm1, x_t, k):
+    """Eq. 6 (16): ``theta_{h,x} = f(h_{t-1}, x_t)``; ``{"w", "S"}`` (factorized) or ``{"W"}`` (pixelwise)."""
+    if kind in _PIXELWISE:
+        return {"W": _hyper_pixelwise(xp, f, h_tm1, x_t)}
+    w, S = _hyper_factorized(xp, f, h_tm1, x_t, k)
+    return {"w": w, "S": S}
+
+
+def _warp(h_tm1, theta, k):
+    """Eq. 7 (17): ``h~_{t-1} = warp(h_{t-1}; theta)`` (Eq. 11, ``W`` from Eq. 12 for factorized ``theta``)."""
+    W = theta["W"] if "W" in theta else warping.factorized_kernels(theta["w"], theta["S"])  # (12)
+    h_tilde_tm1 = warping.pixelwise_warp(h_tm1, W, k)  # (11)
+    return h_tilde_tm1, W
 
 
 # ---------------------------------------------------------------------------
 # the cells
 
 
-def _convgru(xp, p, h, x, rho):
-    hx = _cat(xp, h, x)
-    r = ops.sigmoid(_conv(p["r"], hx))  # (1)
-    h_prime = r * h  # (2)
-    c = rho(_conv(p["c"], _cat(xp, h_prime, x)))  # (3)
-    u = ops.sigmoid(_conv(p["u"], hx))  # (4)
-    return u * h + (1.0 - u) * c  # (5)
+def _convgru(xp, p, h_tm1, x_t, rho):
+    W_r, b_r = p["r"]["W"], p["r"]["b"]
+    W_c, b_c = p["c"]["W"], p["c"]["b"]
+    W_u, b_u = p["u"]["W"], p["u"]["b"]
+    hx = _cat(xp, h_tm1, x_t)
+    r = ops.sigmoid(_conv(hx, W_r, b_r))  # (1)
+    h_prime_t = r * h_tm1  # (2)
+    c = rho(_conv(_cat(xp, h_prime_t, x_t), W_c, b_c))  # (3)
+    u = ops.sigmoid(_conv(hx, W_u, b_u))  # (4)
+    h_t = u * h_tm1 + (1.0 - u) * c  # (5)
+    return h_t
 
 
-def _convlstm(xp, p, state, x, rho):
-    half = state.shape[-1] // 2
-    h, c = state[..., :half], state[..., half:]
-    a = _conv(p["gates"], _cat(xp, h, x))
+def _convlstm(xp, p, state_tm1, x_t, rho):
+    W_gates, b_gates = p["gates"]["W"], p["gates"]["b"]
+    half = state_tm1.shape[-1] // 2
+    h_tm1, c_tm1 = state_tm1[..., :half], state_tm1[..., half:]
+    a = _conv(_cat(xp, h_tm1, x_t), W_gates, b_gates)
     i = ops.sigmoid(a[..., 0 * half : 1 * half])
     f = ops.sigmoid(a[..., 1 * half : 2 * half])
     o = ops.sigmoid(a[..., 2 * half : 3 * half])
     g = rho(a[..., 3 * half : 4 * half])
-    c_new = f * c + i * g
-    h_new = o * rho(c_new)
-    return _cat(xp, h_new, c_new)
+    c_t = f * c_tm1 + i * g
+    h_t = o * rho(c_t)
+    return _cat(xp, h_t, c_t)
 
 
-def _warp(xp, kind, f, h, x, k):
-    z = _cat(xp, h, x)
-    if kind in _PIXELWISE:
-        W = _hyper_pixelwise(xp, f, z)
-        info = {"W": W}
-    else:
-        w, S = _hyper_factorized(xp, f, z, k)
-        W = warping.factorized_kernels(w, S)  # (12)
-        info = {"w": w, "S": S, "W": W}
-    return warping.pixelwise_warp(h, W, k), info  # (11)
+def _ktrajgru(xp, p, h_tm1, x_t, rho, k):
+    W_r, b_r = p["r"]["W"], p["r"]["b"]
+    W_c, b_c = p["c"]["W"], p["c"]["b"]
+    W_u, b_u = p["u"]["W"], p["u"]["b"]
+    theta = _theta(xp, "ktrajgru", p["f"], h_tm1, x_t, k)  # (16)
+    h_tilde_tm1, W = _warp(h_tm1, theta, k)  # (17)
+    hx_tilde = _cat(xp, h_tilde_tm1, x_t)
+    r = ops.sigmoid(_conv(hx_tilde, W_r, b_r))  # (18)
+    h_prime_t = r * h_tilde_tm1  # (19)
+    c = rho(_conv(_cat(xp, h_prime_t, x_t), W_c, b_c))  # (20)
+    u = ops.sigmoid(_conv(hx_tilde, W_u, b_u))  # (21)
+    h_t = u * h_tm1 + (1.0 - u) * c  # (22)
+    return h_t, {**theta, "W": W}
 
 
-def _ktrajgru(xp, p, h, x, rho, k):
-    h_tilde, info = _warp(xp, "ktrajgru", p["f"], h, x, k)  # (16), (17)
-    hx_tilde = _cat(xp, h_tilde, x)
-    r = ops.sigmoid(_conv(p["r"], hx_tilde))  # (18)
-    h_prime = r * h_tilde  # (19)
-    c = rho(_conv(p["c"], _cat(xp, h_prime, x)))  # (20)
-    u = ops.sigmoid(_conv(p["u"], hx_tilde))  # (21)
-    return u * h + (1.0 - u) * c, info  # (22)
-
-
-def _tsru(xp, kind, p, h, x, rho, k):
+def _tsru(xp, kind, p, h_tm1, x_t, rho, k):
     variant = kind[-1]  # "c", "p" or "s"
-    h_tilde, info = _warp(xp, kind, p["f"], h, x, k)  # (6), (7)
+    W_c, b_c = p["c"]["W"], p["c"]["b"]
+    W_u, b_u = p["u"]["W"], p["u"]["b"]
+    theta = _theta(xp, kind, p["f"], h_tm1, x_t, k)  # (6)
+    h_tilde_tm1, W = _warp(h_tm1, theta, k)  # (7)
     if variant == "p":
-        c = rho(_conv(p["c"], _cat(xp, h, x)))  # TSRU_p replacement of (8)
+        c = rho(_conv(_cat(xp, h_tm1, x_t), W_c, b_c))  # TSRU_p replacement of (8)
     else:
-        c = rho(_conv(p["c"], _cat(xp, h_tilde, x)))  # (8)
+        c = rho(_conv(_cat(xp, h_tilde_tm1, x_t), W_c, b_c))  # (8)
     if variant == "s":
-        u = ops.sigmoid(_conv(p["u"], _cat(xp, h_tilde, c)))  # TSRU_s replacement of (9)
+        u = ops.sigmoid(_conv(_cat(xp, h_tilde_tm1, c), W_u, b_u))  # TSRU_s replacement of (9)
     else:
-        u = ops.sigmoid(_conv(p["u"], _cat(xp, h, x)))  # (9)
-    return u * h_tilde + (1.0 - u) * c, info  # (10)
+        u = ops.sigmoid(_conv(_cat(xp, h_tm1, x_t), W_u, b_u))  # (9)
+    h_t = u * h_tilde_tm1 + (1.0 - u) * c  # (10)
+    return h_t, {**theta, "W": W}
 
 
 @at_the_door
@@ -412,12 +443,12 @@ def cell_step(kind: str, params, h, x, *, return_warp: bool = False, activation:
             to the namespace of ``h`` and ``x`` and of their dtype.
         h: ``(B, H, W, c_hidden)`` previous state ``h_{t-1}`` (ConvLSTM: ``[h; c]``).
         x: ``(B, H, W, c_in)`` input ``x_t``.
-        return_warp: also return the transformation (see the module docstring).
+        return_warp: also return the transformation ``theta`` (see the module docstring).
         activation: ``rho``; ``None`` for the paper's default (tanh for ktrajgru,
             ReLU otherwise), ``"relu"`` or ``"tanh"``.
 
     Returns:
-        ``h_t`` of shape ``(B, H, W, c_hidden)``, or ``(h_t, warp)`` if ``return_warp``.
+        ``h_t`` of shape ``(B, H, W, c_hidden)``, or ``(h_t, theta)`` if ``return_warp``.
     """
     fn = "cell_step"
     check_choice(fn, kind, KINDS, "kind")
@@ -428,12 +459,13 @@ def cell_step(kind: str, params, h, x, *, return_warp: bool = False, activation:
         raise TypeError(f"{fn}(): argument 'return_warp' must be a bool, got {return_warp!r}")
     xp, k = _validate(fn, kind, params, h, x)
     rho = _rho(xp, activation)
+    h_tm1, x_t = h, x
     if kind == "convgru":
-        h_new, info = _convgru(xp, params, h, x, rho), {}
+        h_t, theta = _convgru(xp, params, h_tm1, x_t, rho), {}
     elif kind == "convlstm":
-        h_new, info = _convlstm(xp, params, h, x, rho), {}
+        h_t, theta = _convlstm(xp, params, h_tm1, x_t, rho), {}
     elif kind == "ktrajgru":
-        h_new, info = _ktrajgru(xp, params, h, x, rho, k)
+        h_t, theta = _ktrajgru(xp, params, h_tm1, x_t, rho, k)
     else:
-        h_new, info = _tsru(xp, kind, params, h, x, rho, k)
-    return (h_new, info) if return_warp else h_new
+        h_t, theta = _tsru(xp, kind, params, h_tm1, x_t, rho, k)
+    return (h_t, theta) if return_warp else h_t

@@ -294,11 +294,11 @@ def _stage(p, s, x, feat, cond, bn, name, *, train, warps=None):
         if warps is None:
             h = cells.cell_step(kind, cell_sn, h, x[:, t, ...])
         else:
-            h, info = cells.cell_step(kind, cell_sn, h, x[:, t, ...], return_warp=True)
-            steps.append(info)
+            h, theta = cells.cell_step(kind, cell_sn, h, x[:, t, ...], return_warp=True)
+            steps.append(theta)
         outs.append(h[..., :half] if kind == "convlstm" else h)
-    if warps is not None:  # each entry of the cell's warp dict, stacked over time on axis 1
-        warps[name] = {key: xp.stack([info[key] for info in steps], axis=1) for key in steps[0]}
+    if warps is not None:  # each entry of the cell's transformation theta, stacked over time on axis 1
+        warps[name] = {key: xp.stack([theta[key] for theta in steps], axis=1) for key in steps[0]}
     y = xp.stack(outs, axis=1)
     y, s["conv"] = _conv_t(p["conv"], s["conv"], y, train=train)
     y, s["block0"] = _g_block(p["block0"], s["block0"], y, cond, bn, (name, "block0"), train=train, upsample=False)

@@ -15,7 +15,8 @@ Conventions decided here (the reference states the same ones):
 * Projection heads take features ``h`` already summed over space (appendix A) and the
   class embedding ``y_embed`` already looked up by the caller (a learned vector for
   the dummy zero class when unconditional).  ``params = {"w": (C, 1), "b": (1,)}`` is
-  the linear map giving ``r_x``; ``r_xy = <h, y_embed>``.
+  the linear map giving ``r_x``, its bias written ``w_0`` (``b`` is the batch index of
+  Eq. 15); ``r_xy = <h, y_embed>``.  The symbols are those of :mod:`reference.losses`.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _check_head(fn: str, params, dims) -> tuple:
 
 @at_the_door
 def projection(h, y_embed, params):
-    """Projection head: ``o_b = r_x^b + r_xy^b`` with ``r_x^b = h_b . w + b`` and ``r_xy^b = <h_b, y_b>``.
+    """Projection head: ``o_b = r_x^b + r_xy^b`` with ``r_x^b = h_b . w + w_0`` and ``r_xy^b = <h_b, y_b>``.
 
     h: ``(B, C)`` features summed over space; y_embed: ``(B, C)``; params
     ``{"w": (C, 1), "b": (1,)}``.  Returns ``(B,)``.
@@ -78,9 +79,9 @@ def projection(h, y_embed, params):
     dims: dict[str, int] = {}
     xp = check_array(fn, "h", h, ("B", "C"), dims)
     check_array(fn, "y_embed", y_embed, ("B", "C"), dims)
-    w, b = _check_head(fn, params, dims)
-    same_namespace(fn, h=h, y_embed=y_embed, w=w, b=b)
-    r_x = xp.matmul(h, w)[:, 0] + b[0]
+    w, w_0 = _check_head(fn, params, dims)
+    same_namespace(fn, h=h, y_embed=y_embed, w=w, b=w_0)
+    r_x = xp.matmul(h, w)[:, 0] + w_0[0]
     r_xy = xp.sum(h * y_embed, axis=-1)
     return r_x + r_xy
 
@@ -89,7 +90,7 @@ def projection(h, y_embed, params):
 def mixed_projection(h, y_embed, params):
     """Eq. 15: ``o[b, b', t] = r_x^{b,t} + sum_{t'} r_xy^{b',t'}``, shape ``(B, B, T)``.
 
-    ``r_x^{b,t} = h[b, t] . w + b`` and ``r_xy^{b,t} = <h[b, t], y_embed[b]>``.
+    ``r_x^{b,t} = h[b, t] . w + w_0`` and ``r_xy^{b,t} = <h[b, t], y_embed[b]>``.
     h: ``(B, T, C)`` features summed over space per time step; y_embed: ``(B, C)``;
     params ``{"w": (C, 1), "b": (1,)}``.  In one process of a job computing under
     :func:`trivd_core.replicas.across` (``B = P * B_p``), ``h`` and ``y_embed`` hold its ``B_p``
@@ -99,9 +100,9 @@ def mixed_projection(h, y_embed, params):
     dims: dict[str, int] = {}
     xp = check_array(fn, "h", h, ("B", "T", "C"), dims)
     check_array(fn, "y_embed", y_embed, ("B", "C"), dims)
-    w, b = _check_head(fn, params, dims)
-    same_namespace(fn, h=h, y_embed=y_embed, w=w, b=b)
-    r_x = xp.matmul(h, w)[:, :, 0] + b[0]  # (B, T)
+    w, w_0 = _check_head(fn, params, dims)
+    same_namespace(fn, h=h, y_embed=y_embed, w=w, b=w_0)
+    r_x = xp.matmul(h, w)[:, :, 0] + w_0[0]  # (B, T)
     r_xy = xp.sum(h * y_embed[:, None, :], axis=-1)  # (B, T)
     s = xp.sum(r_xy, axis=1)  # (B,): sum over t' for each b'
     r = replicas.current()
