@@ -18,7 +18,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -195,3 +199,35 @@ def assert_job_equals_one_process(a: dict, b: dict) -> None:
         d = np.abs(fa[k].astype(np.float64) - fb[k].astype(np.float64))
         tol = JOB_MOMENT_RTOL * scale["/".join(k.split("/")[:3])] if k.startswith("/opt_") else JOB_WEIGHT_TOL
         assert d.size == 0 or d.max() <= tol, (k, d.max(), tol)
+
+
+# -- the tutorial's chapters (tests/test_tutorial.py, tests/test_tutorial_motion.py) -------------------------
+
+TUTORIAL = Path(__file__).resolve().parent.parent / "docs" / "tutorial"
+CHAPTERS = sorted(TUTORIAL.glob("[0-9][0-9]_*.py"))
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def figures_named(script: Path) -> list[str]:
+    """The figure names a chapter saves: ``save(fig, "NAME.png")``."""
+    return re.findall(r"""save\(\s*fig\s*,\s*["']([\w.-]+\.png)["']""", script.read_text(encoding="utf-8"))
+
+
+def run_chapter(script: Path, out: Path, **env_extra) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRIVD_TUTORIAL_QUICK": "1", "TRIVD_TUTORIAL_OUT": str(out), "MPLBACKEND": "Agg",
+           "OMP_NUM_THREADS": "1", **env_extra}
+    log = out / "log.txt"
+    with open(log, "w") as f:  # a file, not a pipe: a chapter that runs a subprocess cannot fill it and hang
+        done = subprocess.run([sys.executable, str(script)], cwd=script.parent, env=env, stdout=f,
+                              stderr=subprocess.STDOUT, timeout=600)
+    done.output = log.read_text()
+    return done
+
+
+def check_figures(script: Path, out: Path, output: str) -> None:
+    names = figures_named(script)
+    assert names, f"{script.name} saves no figure"
+    for name in names:
+        path = out / name
+        assert path.is_file() and path.stat().st_size > 1000, f"{script.name} did not write {name}:\n{output[-3000:]}"
+        assert path.read_bytes()[:8] == PNG, f"{name} is not a PNG"

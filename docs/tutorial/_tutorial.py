@@ -1,0 +1,59 @@
+"""What the tutorial scripts share: where figures go, the quick mode of the test, one way to save a figure.
+
+* ``TRIVD_TUTORIAL_OUT``: the folder the figures are written to (default: ``img/`` beside the
+  scripts, where the rendered figures are committed).
+* ``TRIVD_TUTORIAL_QUICK=1``: smaller sizes and fewer steps, so that ``tests/test_tutorial.py`` runs
+  every chapter in seconds; the pictures are then smaller, the code path the same.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+OUT = Path(os.environ.get("TRIVD_TUTORIAL_OUT") or HERE / "img")
+QUICK = os.environ.get("TRIVD_TUTORIAL_QUICK") == "1"
+OUT.mkdir(parents=True, exist_ok=True)
+
+
+def save(fig, name: str) -> Path:
+    """Write ``fig`` as ``OUT/name`` (PNG) and say where."""
+    path = OUT / name
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"wrote {path}")
+    return path
+
+
+def show(ax, image, title: str, *, cmap="gray", vmin=None, vmax=None):
+    """One image panel: a ``(H, W)`` map (colour map ``cmap``) or an ``(H, W, 3)`` picture in ``[-1, 1]``."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 3:
+        ax.imshow(np.clip((image + 1) / 2, 0, 1) if image.dtype.kind == "f" else image, interpolation="nearest")
+    else:
+        ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def arrows(ax, flow, *, step: int = 1, colour="red", scale: float = 1.0):
+    """Draw a ``(H, W, 2)`` field ``(dy, dx)`` as arrows (rows point down, as in the images)."""
+    flow = np.asarray(flow)
+    H, W = flow.shape[:2]
+    yy, xx = np.mgrid[0:H:step, 0:W:step]
+    dy, dx = flow[::step, ::step, 0], flow[::step, ::step, 1]
+    keep = np.hypot(dy, dx) > 1e-9  # zero vectors would be drawn as dots
+    xx, yy, dx, dy = xx[keep], yy[keep], dx[keep], dy[keep]
+    ax.quiver(xx, yy, dx, dy, color=colour, angles="xy", scale_units="xy", scale=1.0 / scale, width=0.006)
+
+
+def outline(ax, mask, colour, *, style="-"):
+    """Draw the 0.5 level line of a ``(H, W)`` map (the edge of a shape) on ``ax``."""
+    ax.contour(np.asarray(mask, np.float64), levels=[0.5], colors=[colour], linestyles=[style], linewidths=1.2)
+
+
+__all__ = ["OUT", "QUICK", "HERE", "plt", "save", "show", "arrows", "outline"]
