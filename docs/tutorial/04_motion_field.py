@@ -64,8 +64,17 @@ def find_run() -> Path:
 
 
 run = open_run(find_run())
-model = Model(run, backends.load("numpy"))  # the core's generator on NumPy arrays: no framework needed
+model = Model(run, backends.load("numpy"))  # the core's generator (EMA weights) on NumPy arrays: no framework
 cfg = model.config
+
+# Batch norm at evaluation uses standing statistics (E.2): the average batch statistics of G over many
+# training batches.  A single clip's own statistics would distort its prediction.
+train = make_dataset(run.run_config.get("data", "synthetic:demo"), resolution=cfg.resolution, t=cfg.t_total,
+                     split="train")
+n_batches, size = (1, 4) if QUICK else (8, 32)
+model.accumulate_standing_stats(
+    (np.stack([train.clip(b * size + i)[: cfg.t_cond] for i in range(size)]).astype(np.float32),
+     model.latents(np.random.default_rng(b), size)) for b in range(n_batches))
 print(f"checkpoint {run.path}: step {run.step}, config {cfg.name!r}, cell {cfg.cell}, {cfg.resolution}x{cfg.resolution}, "
       f"{cfg.t_cond} -> {cfg.t_pred} frames")
 
@@ -78,12 +87,15 @@ print(f"checkpoint {run.path}: step {run.step}, config {cfg.name!r}, cell {cfg.c
 # pixels, `-f * up_f(combine_flows([expected_flow(W_i) ...]))`.  A 3x3 warp moves by at
 # most one cell of its grid per step: on the `R/8` grid that is 8 frame pixels, more than the
 # shapes move, so the coarse stages carry the direction only as small blends.  The default
-# (`default_stages`) combines the two coarsest stages of at least 16x16.
+# (`default_stages`) combines the two coarsest stages of at least 16x16.  Off the shapes the
+# background is flat: any warp reproduces it, so the field there is arbitrary and only the
+# shapes' pixels are scored (`motion_agreement`: the share of shape pixels whose motion has a
+# positive cosine with the true velocity).
 
 # %%
 data = make_dataset(run.run_config.get("data", "synthetic:demo"), resolution=cfg.resolution, t=cfg.t_total,
                     split="test")
-index = 0 if QUICK else 3
+index = 0  # the first test clip
 clip, tracks = data.render(index)
 cond = clip[None, : cfg.t_cond].astype(np.float32)
 z = np.zeros((1, cfg.z_dim), np.float32)  # the mean latent
@@ -148,7 +160,8 @@ print(f"stages {chosen}: the reference's combine_flows x {f} reproduces motion_f
 #
 # One clip can be lucky.  The agreement of the default field with the true direction over
 # the predicted frames of 16 test clips (2 in the test), the number `trivd train` logs as
-# `val/motion_agreement`:
+# `val/motion_agreement`.  For the README demo's final checkpoint this printed a mean of 0.95
+# (minimum 0.75) where an untrained field scores about 0.5; the run's own validation logged 0.96.
 
 # %%
 n_clips = 2 if QUICK else 16
