@@ -259,16 +259,16 @@ def _validate(fn, kind, params, h, x):
     # k and N are read from the parameters, then every shape is checked against them.
     first = "gates" if kind == "convlstm" else "u"
     try:
-        w0 = params[first]["W"]
+        W_first = params[first]["W"]
     except (KeyError, TypeError, IndexError):
-        w0 = None
+        W_first = None
     k = 3
-    if w0 is not None and hasattr(w0, "shape") and len(w0.shape) == 4:
-        k = int(w0.shape[0])
-        if k % 2 == 0 or k < 1 or w0.shape[1] != k:
+    if W_first is not None and hasattr(W_first, "shape") and len(W_first.shape) == 4:
+        k = int(W_first.shape[0])
+        if k % 2 == 0 or k < 1 or W_first.shape[1] != k:
             raise ValueError(
                 f"{fn}(): {_path_name((first, 'W'))} must be a square kernel (k, k, C_in, C_out) with an odd k, "
-                f"got shape {tuple(w0.shape)}"
+                f"got shape {tuple(W_first.shape)}"
             )
     n = k * k
     if kind in _FACTORIZED:
