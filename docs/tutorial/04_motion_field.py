@@ -21,8 +21,9 @@
 # The model: the checkpoint of the README's main job (`runs/demo`, 2000 steps, about 11
 # minutes on a 2-core machine) if it is there, or the run named by `TRIVD_TUTORIAL_RUN`.
 # Without either, this script trains one into `runs/tutorial`; its motion field needs about
-# 700 steps to leave chance (docs/training.md, "The README demo"), so that run is 800 steps,
-# about 5 minutes with JAX on two cores.  (The tutorial's test runs 2 steps: a field at
+# 700 steps to leave chance (docs/training.md, "The README demo"), so that run is 800 steps:
+# about 5 minutes on an idle 2-core machine by the demo's measured costs (gate 33 s, first step
+# with its compilation about 70 s, then 3.7 steps/s).  (The tutorial's test runs 2 steps: a field at
 # chance, the same code.)
 
 # %%
