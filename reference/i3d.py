@@ -14,7 +14,14 @@ padded positions, ``floor(P / 2)`` before and the rest after.
 
 Network (see ``trivd_core/i3d.py`` for the full table): units are conv -> batch
 norm ``(x - mu) / sqrt(sigma^2 + 1e-3) + beta`` -> ReLU; Mixed blocks concatenate
-four branches; the head is the global mean over ``(t, i, j)`` and a linear layer.
+four branches; the head (``pool="reference"``, the original's) is the average pool
+of window ``(2, 7, 7)``, stride 1, VALID padding over ``Mixed_5c`` of ``T' x 7 x 7``
+positions, the linear layer, then the mean over the ``T' - 1`` pooled time positions:
+
+    f[b, c] = 1 / (T' - 1) sum_{t=0}^{T'-2} 1 / (2 * 7 * 7) sum_{d<2, i<7, j<7} x[b, t + d, i, j, c]
+
+(defined only for ``T' >= 2`` and ``H' = W' = 7``); ``pool="global"`` is the plain
+mean over every ``(t, i, j)``, which equals it when ``T' = 2``.
 """
 
 from __future__ import annotations
@@ -159,10 +166,14 @@ def _mixed(p, name, x):
     return np.concatenate([branch_0, branch_1, branch_2, branch_3], axis=-1)
 
 
-def i3d_logits(params, video):
-    """I3D logits ``(B, num_classes)``: the layers of Carreira & Zisserman (2017), global mean, linear head.
+def i3d_logits(params, video, pool="reference"):
+    """I3D logits ``(B, num_classes)``: the layers of Carreira & Zisserman (2017), the pooling head, linear layer.
 
-    ``logits[b, o] = sum_c f[b, c] W[c, o] + bias[o]`` with ``f[b, c] = mean_{t,i,j} Mixed_5c[b, t, i, j, c]``.
+    ``logits[b, o] = sum_c f[b, c] W[c, o] + bias[o]`` with ``f`` the reference head of
+    the module docstring (``pool="reference"``) or ``f[b, c] = mean_{t,i,j}
+    Mixed_5c[b, t, i, j, c]`` (``pool="global"``).  The head is linear, so pooling the
+    features first and applying ``W`` once equals the original order (pool, 1x1x1
+    conv, mean over time).
     """
     x = check_array("i3d_logits", "video", video, ndim=5)
     x = _unit(params["Conv3d_1a_7x7"], x, stride=(2, 2, 2))
@@ -180,10 +191,24 @@ def i3d_logits(params, video):
     x = _mixed(params["Mixed_5c"], "Mixed_5c", x)
     B, T, H, W, C = x.shape
     f = np.zeros((B, C), dtype=x.dtype)
-    for t in range(T):
-        for i in range(H):
-            for j in range(W):
-                f += x[:, t, i, j, :]
-    f /= T * H * W
+    if pool == "global":
+        for t in range(T):
+            for i in range(H):
+                for j in range(W):
+                    f += x[:, t, i, j, :]
+        f /= T * H * W
+    elif pool == "reference":
+        if T < 2 or H != 7 or W != 7:
+            raise ValueError(f"i3d_logits(): the reference pooling needs Mixed_5c of T' >= 2 and 7 x 7, got {T, H, W}")
+        for t in range(T - 1):  # the VALID positions of the (2, 7, 7) window along time
+            window = np.zeros((B, C), dtype=x.dtype)
+            for d in range(2):
+                for i in range(7):
+                    for j in range(7):
+                        window += x[:, t + d, i, j, :]
+            f += window / (2 * 7 * 7)
+        f /= T - 1
+    else:
+        raise ValueError(f"i3d_logits(): pool must be 'reference' or 'global', got {pool!r}")
     head = params["Logits"]["Conv3d_0c_1x1"]
     return f @ head["w"][0, 0, 0] + head["b"]

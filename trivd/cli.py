@@ -7,6 +7,7 @@
 * ``trivd train``    - train (default: the ``demo`` config on synthetic shapes with JAX) (:mod:`trivd.train`).
 * ``trivd eval``     - SSIM/PSNR (best of l) against the copy-last-frame baseline, FVD/IS (:mod:`trivd.evaluate`).
 * ``trivd predict``  - the continuation of a real clip as MP4/GIF/``.npy`` (:mod:`trivd.predict`).
+* ``trivd fvd``      - FVD between two clip sets, IS of the fake one, I3D features and weights (:mod:`trivd.fvd`).
 
 This package is the application: the one layer that imports all the others
 (reference < trivd_core < backends < conformance, benchmarks < trivd); nothing imports it.
@@ -21,6 +22,7 @@ import sys
 from trivd_core import __version__
 
 from . import bench, conform, info, predict, train
+from . import fvd as fvd_cmd
 from . import evaluate as eval_cmd
 
 __all__ = ["main", "build_parser"]
@@ -47,12 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     eval_cmd.add_parser(sub)
     predict.add_parser(sub)
+    fvd_cmd.add_parser(sub)
     return parser
 
 
 #: subcommand -> its front end (each module's ``run``, looked up when called); conform and bench parse their own
 _OWN_PARSERS = {"conform": conform, "bench": bench}
-_FRONT_ENDS = {"info": info, "train": train, "eval": eval_cmd, "predict": predict}
+_FRONT_ENDS = {"info": info, "train": train, "eval": eval_cmd, "predict": predict, "fvd": fvd_cmd}
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -104,18 +104,23 @@ class I3DExtractor:
     params: NumPy parameters (``init_i3d`` / ``load_i3d_npz``), converted once to
     the backend in ``dtype``.  backend: None (NumPy) or a backend object
     (``backends.load("jax")``, ...).  Videos are processed
-    ``batch_size`` at a time: resized to ``image_size`` (None: keep the size; the
-    global mean pool of ``i3d_logits`` accepts any size, which tests use) on the
-    ``resize`` grid (:func:`trivd_core.i3d.preprocess`: ``"tf1"``, the reference FVD
-    code's, or ``"half_pixel"``), then ``i3d_logits``.  Returns ``(B, num_classes)`` float64.
+    ``batch_size`` at a time: resized to ``image_size`` (None: keep the size, with
+    ``pool="global"``, which accepts any size: tests use it) on the ``resize`` grid
+    (:func:`trivd_core.i3d.preprocess`: ``"tf1"``, the reference FVD code's, or
+    ``"half_pixel"``), then ``i3d_logits`` with ``pool`` (``"reference"``, the
+    original's head, needs clips of at least 9 frames; see
+    :func:`trivd_core.i3d.check_pool`).  Returns ``(B, num_classes)`` float64.
     """
 
     def __init__(self, params, backend=None, *, batch_size: int = 8, image_size=i3d.IMAGE_SIZE, dtype: str = "float32",
-                 resize: str = "tf1"):
+                 resize: str = "tf1", pool: str = "reference"):
         fn = "I3DExtractor"
         check_positive_int(fn, batch_size, "batch_size")
         _check_resize(fn, resize)
+        if pool not in i3d.POOLS:
+            raise ValueError(f"{fn}(): argument 'pool' must be one of {', '.join(map(repr, i3d.POOLS))}, got {pool!r}")
         self.resize = resize
+        self.pool = pool
         if dtype not in ("float32", "float64"):
             raise ValueError(f"{fn}(): argument 'dtype' must be 'float32' or 'float64', got {dtype!r}")
         if image_size is not None:
@@ -132,7 +137,7 @@ class I3DExtractor:
         size = image_size
 
         def run(p, x):
-            return i3d.i3d_logits(p, x if size is None else i3d.preprocess(x, size, resize=resize))
+            return i3d.i3d_logits(p, x if size is None else i3d.preprocess(x, size, resize=resize), pool=pool)
 
         # Compile where the backend can (jax.jit; torch.compile only when the torch backend is
         # configured to); a compiled function is specialised to the batch shape, so the last,
@@ -140,6 +145,13 @@ class I3DExtractor:
         jit = getattr(self.backend, "jit", None)
         self._run = run if jit is None else jit(run)
         self._pad = self._run is not run
+
+    def check_clips(self, shape) -> None:
+        """``ValueError`` (naming the pooling rule) unless clips of ``shape`` ``(N, T, H, W, C)`` can be scored."""
+        t, h, w = shape[1:4]
+        if self.image_size is not None:
+            h, w = self.image_size
+        i3d.check_pool("I3DExtractor", self.pool, t, h, w)
 
     def _to_backend(self, tree):
         if self.backend is None:
@@ -154,6 +166,7 @@ class I3DExtractor:
         v = _check_videos(fn, "videos", videos)
         if v.shape[-1] != self.in_channels:
             raise ValueError(f"{fn}(): argument 'videos' must have C={self.in_channels} channels, got shape {v.shape}")
+        self.check_clips(v.shape)
         out = []
         for start in range(0, v.shape[0], self.batch_size):
             batch = v[start : start + self.batch_size]
@@ -167,7 +180,7 @@ class I3DExtractor:
     def __repr__(self) -> str:
         name = "numpy" if self.backend is None else getattr(self.backend, "name", type(self.backend).__name__)
         return (f"I3DExtractor(num_classes={self.num_classes}, backend={name!r}, batch_size={self.batch_size}, "
-                f"image_size={self.image_size}, dtype={self.dtype!r}, resize={self.resize!r})")
+                f"image_size={self.image_size}, dtype={self.dtype!r}, resize={self.resize!r}, pool={self.pool!r})")
 
 
 def load_extractor(path=None, *, sha256: str | None = None, trust: bool = False, backend=None,

