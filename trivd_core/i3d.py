@@ -645,7 +645,6 @@ def i3d_logits(params, video, *, pool: str = "reference"):
     """
     fn = "i3d_logits"
     xp = check_array(fn, "video", video, ("B", "T", "H", "W", "C"))
-    check_pool(fn, pool, *video.shape[1:4])
     _check_params(fn, params, video, xp)
     in_channels = params["Conv3d_1a_7x7"]["w"].shape[-2]
     if video.shape[-1] != in_channels:
@@ -653,6 +652,7 @@ def i3d_logits(params, video, *, pool: str = "reference"):
             f"{fn}(): argument 'video' must have C={in_channels} channels (as params['Conv3d_1a_7x7']['w']), "
             f"got shape {tuple(video.shape)}"
         )
+    check_pool(fn, pool, *video.shape[1:4])
     x = video
     for layer in LAYERS:
         if layer[0] == "unit":
