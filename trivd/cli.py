@@ -22,8 +22,8 @@ import sys
 from trivd_core import __version__
 
 from . import bench, conform, info, predict, train
-from . import fvd as fvd_cmd
 from . import evaluate as eval_cmd
+from . import fvd as fvd_cmd
 
 __all__ = ["main", "build_parser"]
 

@@ -236,9 +236,11 @@ def _check_args(args) -> None:
 
 
 def _pick_backend(name):
-    from ._common import default_backend
+    """``--backend``, else jax, else torch, else numpy (the extractor runs on any array library; NumPy is slow)."""
+    import importlib.util
 
-    name = name or default_backend()
+    if name is None:
+        name = next((n for n in ("jax", "torch") if importlib.util.find_spec(n) is not None), "numpy")
     try:
         return name, backends.load(name)
     except (ValueError, backends.BackendUnavailable) as exc:
@@ -301,20 +303,22 @@ def run(args: argparse.Namespace) -> int:
         sources = [open_source("real", args.real, args)]
         if args.fake is not None:
             sources.append(open_source("fake", args.fake, args))
-        backend_name, backend = _pick_backend(args.backend)
         need_network = any(s.features is None for s in sources)
-        extractor, weights = None, None
-        try:
-            extractor, weights = open_extractor(args.i3d, sha256=args.i3d_sha256, trust=args.trust_i3d,
-                                                backend=backend, batch_size=args.batch_size, resize=args.resize,
-                                                pool=args.pool)
-        except FileNotFoundError as exc:
-            if need_network:
+        extractor, weights, backend_name = None, None, None
+        if need_network:
+            backend_name, backend = _pick_backend(args.backend)
+            try:
+                extractor, weights = open_extractor(args.i3d, sha256=args.i3d_sha256, trust=args.trust_i3d,
+                                                    backend=backend, batch_size=args.batch_size, resize=args.resize,
+                                                    pool=args.pool)
+            except FileNotFoundError as exc:
                 raise FvdError(str(exc)) from None
-        except (ValueError, RuntimeError, OSError, backends.BackendUnavailable) as exc:
-            raise FvdError(f"--i3d {args.i3d or '(default)'}: {exc}") from None
+            except (ValueError, RuntimeError, OSError, backends.BackendUnavailable) as exc:
+                raise FvdError(f"--i3d {args.i3d or '(default)'}: {exc}") from None
         settings = {"resize": args.resize, "pool": args.pool, "image_size": [224, 224],
                     "i3d_params_sha256": (weights.get("params_sha256") or weights["sha256"]) if weights else None}
+        if not need_network:  # two features files: they must come from one pipeline
+            settings.update({k: v for k, v in (sources[0].meta or {}).items() if k in settings})
         for s in sources:
             if s.features is None:
                 _check_clips(s, extractor)
@@ -378,10 +382,11 @@ def run(args: argparse.Namespace) -> int:
                  "assumed": sources[1].assumed},
         "frames": next(iter(shapes))[0] if shapes else None,
         "size": list(next(iter(shapes))[1:3]) if shapes else None,
-        "image_size": [224, 224], "resize": args.resize,
-        "resize_grid": "TF1 resize_bilinear (source i * H / 224; the reference FVD code)" if args.resize == "tf1"
+        "image_size": [224, 224], "resize": settings["resize"],
+        "resize_grid": "TF1 resize_bilinear (source i * H / 224; the reference FVD code)" if settings["resize"] == "tf1"
         else "half-pixel centres (TF2 / torch)",
-        "pool": args.pool, "covariance": "unbiased (1/(N-1))",
+        "pool": settings["pool"], "covariance": "unbiased (1/(N-1))",
+        "i3d_params_sha256": settings["i3d_params_sha256"],
         "weights": weights, "backend": backend_name,
         "inception_score": {"mean": is_mean, "std": is_std, "splits": splits, "of": "fake", "std_ddof": 0},
         "seconds": round(time.perf_counter() - t0, 3),

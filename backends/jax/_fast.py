@@ -126,15 +126,48 @@ def _same_pads(spatial, window, stride):
 
 
 def conv3d_strided(x, w, b, stride):
+    if jax.default_backend() == "cpu":
+        y = _conv3d_strided_as_conv2d(x, w, stride)
+    else:
+        y = lax.conv_general_dilated(
+            x,
+            w,
+            window_strides=tuple(stride),
+            padding=_same_pads(x.shape[1:4], w.shape[:3], stride),
+            dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+            precision=_HIGHEST,
+        )
+    return y if b is None else y + b
+
+
+def _conv3d_strided_as_conv2d(x, w, stride):
+    r"""The strided TF-SAME 3-D convolution as one 2-D convolution of the output's frames (used on XLA:CPU).
+
+    As :func:`_conv3d_as_conv2d` with a time stride: ``x`` is padded in time by TF SAME
+    (``same_padding(T, kt, s_t)``, the extra frame at the end), output frame ``t`` reads the input
+    frames ``s_t t + d`` for ``d < kt``, which are stacked on the channel axis (index ``d*C_in + c``)
+    against the kernel reshaped to ``(kh, kw, kt*C_in, C_out)``; the 2-D convolution then applies the
+    spatial strides and TF SAME padding.  On the I3D of FVD (batch 4 x 16 x 224 x 224) the whole forward
+    ran 1.8x faster on 2 cores than with ``conv_general_dilated`` in 3-D (docs/benchmarks.md, "I3D").
+    """
+    B, T, H, W, C = x.shape
+    kt, kh, kw, _, C_out = w.shape
+    st, sh, sw = stride
+    before, after, T_out = same_padding(T, kt, st)
+    xp = jnp.pad(x, [(0, 0), (before, after), (0, 0), (0, 0), (0, 0)]) if before or after else x
+    span = st * (T_out - 1) + 1
+    xc = jnp.concatenate([xp[:, d : d + span : st] for d in range(kt)], axis=-1)
+    xc = jnp.reshape(xc, (B * T_out, H, W, kt * C))
+    wc = jnp.reshape(jnp.transpose(w, (1, 2, 0, 3, 4)), (kh, kw, kt * C, C_out))
     y = lax.conv_general_dilated(
-        x,
-        w,
-        window_strides=tuple(stride),
-        padding=_same_pads(x.shape[1:4], w.shape[:3], stride),
-        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+        xc,
+        wc,
+        window_strides=(sh, sw),
+        padding=_same_pads((H, W), (kh, kw), (sh, sw)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision=_HIGHEST,
     )
-    return y if b is None else y + b
+    return jnp.reshape(y, (B, T_out, y.shape[1], y.shape[2], C_out))
 
 
 def max_pool3d(x, window, stride):
