@@ -72,6 +72,29 @@ def test_validate_truth_copy_and_motion(vset):
     assert "x1.00" in summary_line(rec) and "motion agreement 0.00" in summary_line(rec)
 
 
+def test_a_broken_motion_field_fails_loudly(vset, monkeypatch):
+    """Only "no shape pixel in the frame" is skipped; a motion field of the wrong shape is an error, not a None."""
+    import trivd_core.predict as tp
+
+    real = tp.motion_fields
+    monkeypatch.setattr(tp, "motion_fields", lambda *a, **k: np.asarray(real(*a, **k))[..., :1])  # (..., 1): broken
+    truth_fn = lambda tree, cond, z: (vset.truth, _one_hot_warps(vset))  # noqa: E731
+    with pytest.raises(ValueError, match=r"motion_agreement\(\): argument 'flow' must be \(H, W, 2\)"):
+        validate(truth_fn, {}, vset, CFG)
+    # the one skipped condition: every shape off the picture in a frame
+    empty = tp.NoShapePixels("frame 3 has no shape pixel")
+    monkeypatch.setattr(tp, "motion_fields", real)
+    calls = []
+
+    def agreement(flow, tracks, t, **kw):
+        calls.append(t)
+        raise empty
+
+    monkeypatch.setattr(tp, "motion_agreement", agreement)
+    rec = validate(truth_fn, {}, vset, CFG)
+    assert calls and rec["motion_agreement"] is None
+
+
 def test_validate_passes_zero_latents_and_default_stages(vset):
     seen = {}
 

@@ -58,6 +58,7 @@ from .warping import combine_flows, expected_flow
 
 __all__ = [
     "PredictError",
+    "NoShapePixels",
     "PAPER_STAGES",
     "default_stages",
     "WARPING_KINDS",
@@ -193,6 +194,14 @@ def motion_fields(warps: Mapping, *, stages=PAPER_STAGES, resolution: int | None
     return xp.reshape(-combined, (B, T, R, R, 2))
 
 
+class NoShapePixels(ValueError):
+    """Frame ``t`` of a clip shows no pixel of any shape (every shape left the picture): nothing to score.
+
+    The one condition under which :func:`motion_agreement` has no value; callers that average over
+    frames skip exactly this and let every other error (a wrong flow shape, a bad ``t``) surface.
+    """
+
+
 def motion_agreement(flow, tracks, t: int, *, coverage: float = 0.5) -> float:
     """Fraction of shape pixels whose motion vector has a positive cosine with the shape's true velocity.
 
@@ -206,7 +215,8 @@ def motion_agreement(flow, tracks, t: int, *, coverage: float = 0.5) -> float:
 
     Each such pixel counts as agreeing when ``flow . v > 0`` with ``v =
     tracks.velocities[t - 1, s]`` (the displacement into frame ``t``); a zero motion
-    vector does not agree.  Raises ``ValueError`` when frame ``t`` has no shape pixel.
+    vector does not agree.  Raises :class:`NoShapePixels` (a ``ValueError``) when frame ``t``
+    has no shape pixel, and ``ValueError`` for a flow of the wrong shape or a bad ``t``.
     """
     fn = "motion_agreement"
     F = np.asarray(flow, dtype=np.float64)
@@ -226,7 +236,7 @@ def motion_agreement(flow, tracks, t: int, *, coverage: float = 0.5) -> float:
         agree += int(np.sum(dots > 0))
         total += int(inside.sum())
     if total == 0:
-        raise ValueError(f"{fn}(): frame {t} has no shape pixel with coverage >= {coverage}")
+        raise NoShapePixels(f"{fn}(): frame {t} has no shape pixel with coverage >= {coverage}")
     return agree / total
 
 

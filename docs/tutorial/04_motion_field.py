@@ -39,7 +39,7 @@ import backends
 import reference.warping as ref
 from trivd_core.data import make_dataset
 from trivd_core.evaluate import Model, open_run
-from trivd_core.predict import color_wheel, default_stages, flow_to_rgb, motion_agreement, motion_fields
+from trivd_core.predict import NoShapePixels, color_wheel, default_stages, flow_to_rgb, motion_agreement, motion_fields
 
 ROOT = HERE.parent.parent  # the repository: the README's main job writes runs/demo there
 
@@ -174,7 +174,7 @@ for i in range(n_clips):
     for jj in range(cfg.t_pred):
         try:
             scores.append(motion_agreement(field_i[jj], tracks_i, cfg.t_cond + jj))
-        except ValueError:  # no shape pixel in that frame (a shape left the picture)
+        except NoShapePixels:  # no shape pixel in that frame (every shape left the picture)
             pass
 print(f"motion agreement over {n_clips} clips x {cfg.t_pred} frames: mean {np.mean(scores):.2f} "
       f"(chance 0.5), min {np.min(scores):.2f}")

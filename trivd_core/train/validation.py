@@ -128,7 +128,7 @@ def make_predict_fn(backend, *, ema: bool = True):
 
 def validate(predict_fn: Callable, tree, vset: ValidationSet, config, *, stages=None) -> dict:
     """One evaluation of ``vset`` (see the module docstring); returns a flat JSON-able dict."""
-    from ..predict import WARPING_KINDS, default_stages, motion_agreement, motion_fields
+    from ..predict import WARPING_KINDS, NoShapePixels, default_stages, motion_agreement, motion_fields
 
     N = vset.cond.shape[0]
     z = np.zeros((N, config.z_dim), np.float32)
@@ -153,7 +153,7 @@ def validate(predict_fn: Callable, tree, vset: ValidationSet, config, *, stages=
                 for j in range(truth.shape[1]):
                     try:
                         scores.append(motion_agreement(flow[b, j], vset.tracks[b], config.t_cond + j))
-                    except ValueError:  # no shape pixel in that frame
+                    except NoShapePixels:  # every shape left the picture: that frame has nothing to score
                         pass
             out[label] = float(np.mean(scores)) if scores else None
     return out
