@@ -74,6 +74,20 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("xp", names, indirect=True)
 
 
+@pytest.fixture(autouse=True)
+def _thread_variables_restored():
+    """The CLI's ``--threads`` handling sets OMP/MKL/OpenBLAS variables for the process; undo it after each test,
+    so that a test never runs with the thread count an earlier one chose."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def xp(request):
     """One array library (see :class:`XP`); which ones: :func:`pytest_generate_tests`."""

@@ -389,11 +389,17 @@ def test_default_threads_are_the_cpus_not_already_busy(cpus, load, want):
     assert default_threads(cpus, load) == want
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def test_apply_threads_sets_the_environment_and_torch(monkeypatch):
     from trivd_core.threads import apply_threads
 
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        monkeypatch.delenv(var, raising=False)
+    for var in THREAD_VARS:
+        # setenv first: monkeypatch records the variable's prior state (set or unset) and restores it; a bare
+        # delenv(raising=False) of an unset variable records nothing, so what apply_threads sets would stay
+        monkeypatch.setenv(var, "0")
+        monkeypatch.delenv(var)
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     try:
@@ -406,6 +412,23 @@ def test_apply_threads_sets_the_environment_and_torch(monkeypatch):
             torch.set_num_threads(before)
     with pytest.raises(ValueError, match="positive int"):
         apply_threads(0)
+
+
+def test_the_threads_test_leaves_the_environment_as_it_found_it():
+    """Run the test above with the variables unset and undo its monkeypatch: nothing of apply_threads remains."""
+    outer = pytest.MonkeyPatch()
+    try:
+        for var in THREAD_VARS:
+            outer.setenv(var, "0")
+            outer.delenv(var)
+        inner = pytest.MonkeyPatch()
+        try:
+            test_apply_threads_sets_the_environment_and_torch(inner)
+        finally:
+            inner.undo()
+        assert [os.environ.get(var) for var in THREAD_VARS] == [None, None, None]
+    finally:
+        outer.undo()
 
 
 def test_train_prints_and_records_its_threads_and_a_resume_keeps_them(tmp_path, capsys):
