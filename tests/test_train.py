@@ -78,6 +78,43 @@ def test_save_load_keep_and_commit_marker(tmp_path):
         load_checkpoint(tmp_path)
 
 
+_KILL_BETWEEN_THE_WRITES = """
+import os, sys
+import numpy as np
+import trivd_core.train.checkpoint as ck
+real = ck.atomic_write_bytes
+def write(path, data):
+    if str(path).endswith(".json"):
+        os._exit(9)  # killed after the new arrays are on disk, before the commit marker is switched
+    real(path, data)
+ck.atomic_write_bytes = write
+ck.save_checkpoint(sys.argv[1], {"w": np.full(4, 2.0, np.float32)}, step=5)
+"""
+
+
+def test_saving_a_committed_step_again_cannot_lose_it(tmp_path):
+    import subprocess
+    import sys
+
+    save_checkpoint(tmp_path, {"w": np.full(4, 1.0, np.float32)}, step=5)
+    out = subprocess.run([sys.executable, "-c", _KILL_BETWEEN_THE_WRITES, str(tmp_path)], timeout=120)
+    assert out.returncode == 9
+    # the first version of step 5 is still committed and intact
+    assert latest_checkpoint(tmp_path).name == "step_00000005.json"
+    tree, meta = load_checkpoint(tmp_path)
+    np.testing.assert_array_equal(tree["w"], np.full(4, 1.0, np.float32))
+    from trivd_core.train.checkpoint import remove_leftovers
+
+    removed = remove_leftovers(tmp_path)  # the new arrays that never got their marker
+    assert [p.name for p in removed] and all(p.name.startswith("step_00000005.") for p in removed)
+    # saved again without a crash: the new version replaces the old one, and one .npz remains
+    save_checkpoint(tmp_path, {"w": np.full(4, 3.0, np.float32)}, step=5)
+    tree, _ = load_checkpoint(tmp_path)
+    np.testing.assert_array_equal(tree["w"], np.full(4, 3.0, np.float32))
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".npz"]
+    assert remove_leftovers(tmp_path) == []
+
+
 def test_checkpoint_npz_is_plain_numpy(tmp_path):
     path = save_checkpoint(tmp_path, _tree(), step=1)
     with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:

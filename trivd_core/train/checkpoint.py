@@ -10,7 +10,9 @@ A checkpoint of step ``N`` in ``run_dir/checkpoints/`` is the pair::
 
 Both are written to a temporary file in the same folder, flushed, ``fsync``-ed and
 moved into place with ``os.replace`` (atomic on POSIX and Windows); the ``.npz`` first,
-the ``.json`` last.  The ``.json`` is the commit marker: a checkpoint exists when its
+the ``.json`` last.  Saving a step that is already committed writes the new arrays as
+``step_0000000N.<first 12 hex of their SHA-256>.npz``, switches the ``.json`` to them, and only
+then deletes the old arrays.  The ``.json`` is the commit marker: a checkpoint exists when its
 ``.json`` does and the ``.npz`` it names has the recorded SHA-256.  A crash at any
 moment leaves either the previous checkpoint set or the new one, never a torn file.
 Old checkpoints beyond ``keep`` are removed json-first (un-commit, then delete).
@@ -121,14 +123,21 @@ def save_checkpoint(directory, tree, *, step: int, meta: Mapping | None = None, 
     np.savez(buf, **flat, **{_TREE_KEY: np.asarray(json.dumps(layout))})
     data = buf.getvalue()
     stem = _stem(int(step))
-    npz_path, json_path = directory / f"{stem}.npz", directory / f"{stem}.json"
-    committed = json_path.exists()
-    atomic_write_bytes(npz_path, data)
+    json_path = directory / f"{stem}.json"
+    digest = hashlib.sha256(data).hexdigest()
+    previous = _committed_npz(json_path)
+    # A step saved again keeps its committed arrays until the new marker is in place: the new arrays go
+    # under a name of their own (the step and the start of their hash), the marker is switched atomically,
+    # and only then are the old arrays removed.  A crash at any moment leaves one intact version.
+    npz_name = f"{stem}.npz" if previous is None else f"{stem}.{digest[:12]}.npz"
+    npz_path = directory / npz_name
+    if previous != npz_name:
+        atomic_write_bytes(npz_path, data)
     record = {
         "format": FORMAT,
         "step": int(step),
-        "npz": f"{stem}.npz",
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "npz": npz_name,
+        "sha256": digest,
         "bytes": len(data),
         "time": time.time(),
         **dict(meta or {}),
@@ -136,14 +145,31 @@ def save_checkpoint(directory, tree, *, step: int, meta: Mapping | None = None, 
     try:
         atomic_write_bytes(json_path, json.dumps(record, indent=1, sort_keys=True).encode())
     except BaseException:
-        if not committed:  # the arrays of a checkpoint that never got its commit marker
+        if previous != npz_name:  # arrays that never got their commit marker
             npz_path.unlink(missing_ok=True)
         raise
+    if previous is not None and previous != npz_name:
+        (directory / previous).unlink(missing_ok=True)
     if keep is not None:
         for old in list_checkpoints(directory, verify=False)[:-keep]:
+            arrays = _committed_npz(old)
             old.unlink(missing_ok=True)  # un-commit first
-            (directory / f"{old.stem}.npz").unlink(missing_ok=True)
+            for name in {f"{old.stem}.npz", arrays} - {None}:
+                (directory / name).unlink(missing_ok=True)
     return json_path
+
+
+#: The arrays of step N: ``step_N.npz``, or ``step_N.<12 hex>.npz`` when the step was saved again.
+_NPZ = re.compile(r"^(step_\d{8,})(\.[0-9a-f]{12})?\.npz$")
+
+
+def _committed_npz(json_path: Path) -> str | None:
+    """The ``.npz`` name a commit marker names (None when there is no readable marker)."""
+    try:
+        name = json.loads(Path(json_path).read_text()).get("npz")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and _NPZ.match(name) else None
 
 
 def list_checkpoints(directory, *, verify: bool = False) -> list[Path]:
@@ -187,7 +213,8 @@ def remove_leftovers(*directories) -> list[Path]:
         if not d.is_dir():
             continue
         for p in d.iterdir():
-            orphan = re.fullmatch(r"step_\d{8,}\.npz", p.name) and not (d / f"{p.stem}.json").exists()
+            m = _NPZ.match(p.name)
+            orphan = bool(m) and _committed_npz(d / f"{m.group(1)}.json") != p.name
             if p.is_file() and ((p.name.startswith(".") and p.name.endswith(".tmp")) or orphan):
                 try:
                     p.unlink()
@@ -213,9 +240,9 @@ def _read(json_path: Path) -> tuple[dict, bytes]:
     if record.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {json_path}: format {record.get('format')!r}, expected {FORMAT!r}")
     name = record.get("npz")
-    if not isinstance(name, str) or not re.fullmatch(r"step_\d{8,}\.npz", name):
+    if not isinstance(name, str) or not _NPZ.match(name):
         raise CheckpointError(f"checkpoint {json_path}: its 'npz' field {name!r} is not the name of a checkpoint "
-                              "file in the same folder (step_NNNNNNNN.npz)")
+                              "file in the same folder (step_NNNNNNNN.npz or step_NNNNNNNN.<hash>.npz)")
     npz = Path(json_path).parent / name
     try:
         data = npz.read_bytes()
