@@ -148,6 +148,52 @@ def _stop_one_of_two(run, sig, timeout_s):
                 p.communicate()
 
 
+_INJECT_OOM = """
+import sys
+from backends.torch.engine import TorchEngine
+from trivd.cli import main
+real = TorchEngine._step
+calls = []
+def step(self, ts, inputs):
+    calls.append(1)
+    if len(calls) == 2:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)")
+    return real(self, ts, inputs)
+TorchEngine._step = step
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_error_inside_a_step_of_a_job_is_itself_not_a_lost_process(tmp_path):
+    """An out-of-memory RuntimeError in step 2 of every process: exit 1 with that message and its traceback in
+    every process's log, step 1 on disk; not exit 6 ("stopped answering") with advice to resume."""
+    script = tmp_path / "inject.py"
+    script.write_text(_INJECT_OOM)
+    run, port, procs = tmp_path / "run", _port(), []
+    for rank in (0, 1):
+        env = {**_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "PYTHONPATH": os.getcwd()}
+        procs.append(subprocess.Popen([sys.executable, str(script), *ARGS, "--steps", "5", "--run-dir", str(run),
+                                       "--collective-timeout", "60"], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=240)
+            outs.append((p.returncode, out + err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for rank, (code, log) in enumerate(outs):
+        assert code == 1, (rank, log[-3000:])
+        assert "CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)" in log, (rank, log[-3000:])
+        assert "Traceback" in log and "stopped answering" not in log, (rank, log[-3000:])
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["exit_code"] == 1
+    assert load_checkpoint(run / "checkpoints")[1]["step"] == 1  # the last completed step
+
+
 def test_a_killed_torch_process_makes_the_other_exit_6_instead_of_hanging(tmp_path):
     run = tmp_path / "run"
     code, out, waited = _stop_one_of_two(run, signal.SIGKILL, 30)

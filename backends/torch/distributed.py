@@ -17,7 +17,8 @@ makes the batch-coupled parts of the model span the job itself:
 
 A process that dies closes its connections and the others' next collective fails; one
 that hangs is given up after ``timeout`` seconds (the process group's timeout).  Either
-way the engine raises :class:`trivd_core.train.engine.ProcessLost`.
+way the failed collective raises :class:`trivd_core.train.engine.ProcessLost` (:func:`_collective`); any
+other error of a step surfaces as itself.
 """
 
 from __future__ import annotations
@@ -82,19 +83,36 @@ def lost(exc: BaseException, what: str) -> ProcessLost:
     return ProcessLost(f"{what}: another process of the job stopped answering ({detail})")
 
 
+def _collective(what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, a ``torch.distributed`` collective; its failure is :class:`ProcessLost`.
+
+    The one place a failure means "the job lost a process": the call itself went to the other
+    processes and did not come back (a closed connection, the group's timeout).  Everything else that
+    fails in a step (out of memory, an autograd or shape error) is not caught here and surfaces as
+    itself.  (An exception raised in an autograd ``backward`` keeps its type, so a failed collective of
+    the backward pass arrives as ``ProcessLost`` too.)
+    """
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as exc:
+        if isinstance(exc, ProcessLost):
+            raise
+        raise lost(exc, what) from exc
+
+
 class _AllReduceSum(torch.autograd.Function):
     """``y = sum_p x_p``; the gradient of every ``x_p`` is ``sum_q dL_q/dy`` (the job's loss is the sum over q)."""
 
     @staticmethod
     def forward(ctx, x):
         y = x.detach().clone().contiguous()
-        dist.all_reduce(y)
+        _collective("in batch norm's all-reduce", dist.all_reduce, y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         g = grad.detach().clone().contiguous()
-        dist.all_reduce(g)
+        _collective("in the gradient of batch norm's all-reduce", dist.all_reduce, g)
         return g
 
 
@@ -107,13 +125,13 @@ class _AllGather(torch.autograd.Function):
         ctx.rank, ctx.rows = rank, x.shape[0]
         x = x.detach().contiguous()
         parts = [torch.empty_like(x) for _ in range(size)]
-        dist.all_gather(parts, x)
+        _collective("in the mixed head's all-gather", dist.all_gather, parts, x)
         return torch.cat(parts, dim=0)
 
     @staticmethod
     def backward(ctx, grad):
         g = grad.detach().clone().contiguous()
-        dist.all_reduce(g)
+        _collective("in the gradient of the mixed head's all-gather", dist.all_reduce, g)
         return g[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
 
 
@@ -136,7 +154,7 @@ def mean_over_job(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         return []
     _, size = world()
     flat = torch.cat([t.detach().reshape(-1) for t in tensors])
-    dist.all_reduce(flat)
+    _collective("averaging over the job", dist.all_reduce, flat)
     flat = flat / size
     out, at = [], 0
     for t in tensors:
@@ -148,16 +166,10 @@ def mean_over_job(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
 def agree(code: int, device=None) -> int:
     """The largest ``code`` of all processes (each process calls it at the same point)."""
     t = torch.tensor([int(code)], dtype=torch.int64, device=device)
-    try:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    except RuntimeError as exc:
-        raise lost(exc, "agreeing on the next step") from exc
+    _collective("agreeing on the next step", dist.all_reduce, t, op=dist.ReduceOp.MAX)
     return int(t.item())
 
 
 def barrier(name: str) -> None:
     """Wait until every process reaches the barrier ``name``."""
-    try:
-        dist.barrier()
-    except RuntimeError as exc:
-        raise lost(exc, f"at the barrier {name!r}") from exc
+    _collective(f"at the barrier {name!r}", dist.barrier)

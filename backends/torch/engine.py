@@ -269,13 +269,10 @@ class TorchEngine(Engine):
             return self._step(ts, inputs)
         from trivd_core.replicas import across
 
-        try:
-            with across(self._replicas):
-                return self._step(ts, inputs)
-        except RuntimeError as exc:
-            if "stopped answering" in str(exc) or not self._dist.is_initialized():
-                raise
-            raise self._dist.lost(exc, "in the training step") from exc
+        # A failed collective raises ProcessLost where it was called (backends.torch.distributed); every
+        # other error of the step (out of memory, autograd, shapes) is the step's own and surfaces as itself.
+        with across(self._replicas):
+            return self._step(ts, inputs)
 
     def _job_mean(self, tree):
         """Gradients averaged over the processes of the job (unchanged on one process)."""
