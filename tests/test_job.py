@@ -209,7 +209,7 @@ class JobEngine(CountingEngine):
     def __init__(self, job, index, *, lose_at=None):
         super().__init__()
         self.job, self.index, self.lose_at = job, index, lose_at
-        self.barriers = []
+        self.barriers, self.side_barriers = [], []
 
     process_index = property(lambda self: self.index)
     process_count = property(lambda self: self.job.count)
@@ -219,8 +219,10 @@ class JobEngine(CountingEngine):
             raise ProcessLost("agreeing on the next step: another process of the job stopped answering (test)")
         return max(self.job.exchange(self.index, int(code)))
 
-    def barrier(self, name):
+    def barrier(self, name, *, side_work=False):
         self.barriers.append(name)
+        if side_work:
+            self.side_barriers.append(name)
         self.job.exchange(self.index, name)
 
     def step(self, ts, inputs):  # every process steps on the global batch, as a partitioned program would
@@ -274,8 +276,12 @@ def test_a_job_trains_like_one_process_and_process_0_alone_writes(tmp_path):
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
     assert json.loads((tmp_path / "job" / "config.json").read_text())["processes"] == 2
     assert one.exit_code == results[0].exit_code == 0
-    assert engines[1].barriers == engines[0].barriers == ["trivd: start", "trivd: checkpoint 2", "trivd: checkpoint 4",
-                                                          "trivd: end"]
+    assert engines[1].barriers == engines[0].barriers == [
+        "trivd: start", "trivd: checkpoint 2", "trivd: side work 2", "trivd: checkpoint 4", "trivd: side work 4",
+        "trivd: end"]
+    # process 0's side work (checkpoint, samples) is waited for at side-work barriers
+    assert engines[1].side_barriers == ["trivd: checkpoint 2", "trivd: side work 2", "trivd: checkpoint 4",
+                                        "trivd: side work 4"]
     assert not (tmp_path / "job" / ".lock").exists()
     # a checkpoint of the job restores on one process (and on 4): the state is the job's
     res4, _ = _job_run(tmp_path, 4, 6, resume=True)
@@ -305,7 +311,7 @@ def test_a_lost_process_stops_with_exit_6(tmp_path):
                 raise ProcessLost("agreeing on the next step: another process of the job stopped answering (test)")
             return int(code)
 
-        def barrier(self, name):
+        def barrier(self, name, *, side_work=False):
             self.barriers.append(name)
 
         def step(self, ts, inputs):

@@ -167,24 +167,9 @@ sys.exit(main(sys.argv[1:]))
 def test_an_error_inside_a_step_of_a_job_is_itself_not_a_lost_process(tmp_path):
     """An out-of-memory RuntimeError in step 2 of every process: exit 1 with that message and its traceback in
     every process's log, step 1 on disk; not exit 6 ("stopped answering") with advice to resume."""
-    script = tmp_path / "inject.py"
-    script.write_text(_INJECT_OOM)
-    run, port, procs = tmp_path / "run", _port(), []
-    for rank in (0, 1):
-        env = {**_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "PYTHONPATH": os.getcwd()}
-        procs.append(subprocess.Popen([sys.executable, str(script), *ARGS, "--steps", "5", "--run-dir", str(run),
-                                       "--collective-timeout", "60"], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    outs = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=240)
-            outs.append((p.returncode, out + err))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    run = tmp_path / "run"
+    outs = _job_of_two(tmp_path, _INJECT_OOM, [*ARGS, "--steps", "5", "--run-dir", str(run),
+                                                "--collective-timeout", "60"])
     for rank, (code, log) in enumerate(outs):
         assert code == 1, (rank, log[-3000:])
         assert "CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)" in log, (rank, log[-3000:])
@@ -192,6 +177,57 @@ def test_an_error_inside_a_step_of_a_job_is_itself_not_a_lost_process(tmp_path):
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "failed" and status["exit_code"] == 1
     assert load_checkpoint(run / "checkpoints")[1]["step"] == 1  # the last completed step
+
+
+_SLOW_SAMPLES = """
+import os, sys, time
+from trivd_core.train import artifacts
+from trivd.cli import main
+real = artifacts.write_png
+def slow(*a, **k):  # process 0 alone writes samples: a slow filesystem, longer than the collective timeout
+    time.sleep(float(os.environ["SLOW_SECONDS"]))
+    return real(*a, **k)
+artifacts.write_png = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _job_of_two(tmp_path, script_text, argv, env_extra=None, timeout=240):
+    """Both processes of a 2-process job (torchrun's variables set by hand) running ``script_text``:
+    ``[(returncode, output)]`` per rank."""
+    script = tmp_path / "job.py"
+    script.write_text(script_text)
+    port, procs = _port(), []
+    for rank in (0, 1):
+        env = {**_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "PYTHONPATH": os.getcwd(), **(env_extra or {})}
+        procs.append(subprocess.Popen([sys.executable, str(script), *argv], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            outs.append((p.returncode, out + err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return outs
+
+
+def test_slow_side_work_of_process_0_does_not_end_a_healthy_job(tmp_path):
+    """Process 0's samples take 12 s, the collective timeout is 4 s: the others wait at the side-work barrier
+    (its own timeout, announced in the log) and the job finishes."""
+    run = tmp_path / "run"
+    argv = [*(a if a != "100" else "1" for a in ARGS), "--steps", "1", "--run-dir", str(run),
+            "--collective-timeout", "4", "--side-work-timeout", "120"]
+    assert "--sample-every" in argv and argv[argv.index("--sample-every") + 1] == "1"
+    outs = _job_of_two(tmp_path, _SLOW_SAMPLES, argv, {"SLOW_SECONDS": "12"})
+    for rank, (code, log) in enumerate(outs):
+        assert code == 0, (rank, log[-3000:])
+        assert "stopped answering" not in log
+    assert "the others wait up to 120 s for process 0's checkpoints, samples and validation" in outs[0][1]
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
 
 
 def test_a_killed_torch_process_makes_the_other_exit_6_instead_of_hanging(tmp_path):

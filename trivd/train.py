@@ -70,6 +70,9 @@ def add_parser(sub) -> None:
                           "torch under torchrun joins by itself)")
     job.add_argument("--collective-timeout", type=int, default=None, metavar="SECONDS",
                      help="give the job up when another process has not answered for this long (default 300)")
+    job.add_argument("--side-work-timeout", type=int, default=None, metavar="SECONDS",
+                     help="how long the others wait for process 0's checkpoints, samples and validation (default "
+                          "3600; they are side work, not a collective)")
     add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -84,7 +87,7 @@ _TRAIN_DEFAULTS = {"config": "demo", "data": "synthetic:demo", "seed": 0, "sampl
 _TRAIN_INT_BOUNDS = (("steps", 0), ("batch_size", 1), ("seed", 0), ("sample_every", 1), ("ckpt_every", 1),
                      ("log_every", 1), ("keep", 1), ("devices", 1), ("workers", 0), ("eval_every", 0),
                      ("eval_clips", 1), ("threads", 1), ("num_processes", 1), ("process_id", 0),
-                     ("collective_timeout", 1))
+                     ("collective_timeout", 1), ("side_work_timeout", 1))
 
 
 def _train_usage_error(args: argparse.Namespace) -> str | None:
@@ -252,10 +255,11 @@ def _join_job(args, backend_name, config, *, run_dir_given, devices):
 
             asked = launched()
     if not asked:
-        if args.collective_timeout is not None:
-            print("trivd train: --collective-timeout is for a job of several processes (--coordinator, "
-                  "--distributed or torchrun)", file=sys.stderr)
-            return 2
+        for opt in ("collective_timeout", "side_work_timeout"):
+            if getattr(args, opt) is not None:
+                print(f"trivd train: --{opt.replace('_', '-')} is for a job of several processes (--coordinator, "
+                      "--distributed or torchrun)", file=sys.stderr)
+                return 2
         return 0, 1
     if backend_name not in ("jax", "torch"):
         print(f"trivd train: --backend {backend_name} trains in one process; a job of several processes is "
@@ -264,7 +268,7 @@ def _join_job(args, backend_name, config, *, run_dir_given, devices):
     try:
         backend = backends.load(backend_name)
         index, count = backend.join_job(args.coordinator, args.num_processes, args.process_id,
-                                        timeout=args.collective_timeout)
+                                        timeout=args.collective_timeout, side_timeout=args.side_work_timeout)
     except (ValueError, backends.BackendUnavailable) as exc:
         print(f"trivd train: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -381,7 +385,9 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
                            sample_every=opts["sample_every"], ckpt_every=opts["ckpt_every"], keep=opts["keep"],
                            progress=not args.no_progress, eval_every=opts["eval_every"])
     compile_note = f", {engine.note}" if getattr(engine, "note", "") else ""
-    job_note = f", a job of {count} processes" if count > 1 else ""
+    side_timeout = getattr(args, "side_work_timeout", None) or 3600
+    job_note = (f", a job of {count} processes; the others wait up to {side_timeout} s for process 0's checkpoints, "
+                "samples and validation (--side-work-timeout)") if count > 1 else ""
     if writer:
         print(f"trivd train: {config.name} on {opts['data']} with {engine.name} ({', '.join(engine.devices)}"
               f"{compile_note}{job_note}), batch {config.batch_size}, steps -> {options.steps}, run dir {run_dir}",

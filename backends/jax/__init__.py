@@ -175,12 +175,14 @@ class JaxBackend:
 
     trains = True
 
-    def join_job(self, coordinator=None, num_processes=None, process_id=None, *, timeout=None) -> tuple[int, int]:
+    def join_job(self, coordinator=None, num_processes=None, process_id=None, *, timeout=None,
+                 side_timeout=None) -> tuple[int, int]:
         """Join a job of several processes (:func:`backends.jax.distributed.initialize`; before any device is
         used); returns ``(process_index, process_count)``.  All three ``None``: JAX detects the cluster."""
-        from .distributed import DEFAULT_TIMEOUT, initialize
+        from .distributed import DEFAULT_SIDE_TIMEOUT, DEFAULT_TIMEOUT, initialize
 
-        return initialize(coordinator, num_processes, process_id, timeout=timeout or DEFAULT_TIMEOUT)
+        return initialize(coordinator, num_processes, process_id, timeout=timeout or DEFAULT_TIMEOUT,
+                          side_timeout=side_timeout or DEFAULT_SIDE_TIMEOUT)
 
     def engine(self, config, *, devices=None, steps=None, saved_run=None, train_opt=None):
         """The training engine (:class:`backends.jax.engine.JaxEngine`) for ``config`` on ``devices`` (None: all local).

@@ -22,10 +22,14 @@ import numpy as np
 
 from trivd_core.train.engine import ProcessLost
 
-__all__ = ["initialize", "agree", "barrier", "is_initialized", "peer_failed", "DEFAULT_TIMEOUT"]
+__all__ = ["initialize", "agree", "barrier", "side_barrier", "is_initialized", "peer_failed", "DEFAULT_TIMEOUT",
+           "DEFAULT_SIDE_TIMEOUT"]
 
 #: seconds to wait for every process to join, and the heartbeat timeout of a process that stops answering
 DEFAULT_TIMEOUT = 300
+#: seconds the other processes wait for process 0's side work (checkpoints, samples, validation)
+DEFAULT_SIDE_TIMEOUT = 3600
+_SIDE_TIMEOUT = [DEFAULT_SIDE_TIMEOUT]  # set by initialize
 
 
 def is_initialized() -> bool:
@@ -34,16 +38,19 @@ def is_initialized() -> bool:
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None, *,
-               timeout: int = DEFAULT_TIMEOUT) -> tuple[int, int]:
+               timeout: int = DEFAULT_TIMEOUT, side_timeout: int = DEFAULT_SIDE_TIMEOUT) -> tuple[int, int]:
     """Join the job (before anything else touches a JAX device); returns ``(process_index, process_count)``.
 
     ``coordinator`` is ``HOST:PORT`` of process 0's coordination service; ``num_processes``
     and ``process_id`` go with it.  With all three ``None`` JAX detects the cluster.
     ``timeout`` (seconds) bounds the wait for all processes to join and the heartbeat of a
-    process that stops answering.
+    process that stops answering; ``side_timeout`` the wait for process 0's side work
+    (:func:`side_barrier`).
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise ValueError(f"initialize(): argument 'timeout' must be a positive int of seconds, got {timeout!r}")
+    for name, v in (("timeout", timeout), ("side_timeout", side_timeout)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"initialize(): argument '{name}' must be a positive int of seconds, got {v!r}")
+    _SIDE_TIMEOUT[0] = side_timeout
     given = [coordinator is not None, num_processes is not None, process_id is not None]
     if any(given) and not all(given):
         raise ValueError("initialize(): 'coordinator', 'num_processes' and 'process_id' are given together "
@@ -93,6 +100,23 @@ def agree(code: int) -> int:
     except Exception as exc:  # only the collective runs here: any failure of it is the job's
         raise _lost(exc, "agreeing on the next step") from exc
     return int(np.max(codes))
+
+
+def side_barrier(name: str) -> None:
+    """Wait, up to the side-work timeout, until every process reaches ``name``: the coordination service's barrier.
+
+    While process 0 writes a checkpoint or validates, the others wait here rather than in a device
+    collective; the service's barrier takes its own deadline (``initialize``'s ``side_timeout``).
+    """
+    from jax._src import distributed as jax_distributed
+
+    client = jax_distributed.global_state.client
+    if client is None:  # not a jax.distributed job (e.g. devices of one process): the device barrier
+        return barrier(name)
+    try:
+        client.wait_at_barrier(name, int(_SIDE_TIMEOUT[0] * 1000))
+    except Exception as exc:  # only the barrier runs here: any failure of it is the job's
+        raise _lost(exc, f"waiting for process 0's side work at {name!r}") from exc
 
 
 def barrier(name: str) -> None:

@@ -139,11 +139,11 @@ class JaxEngine(Engine):
 
         return agree(code)
 
-    def barrier(self, name: str) -> None:
+    def barrier(self, name: str, *, side_work: bool = False) -> None:
         if jax.process_count() > 1:
-            from .distributed import barrier
+            from .distributed import barrier, side_barrier
 
-            barrier(name)
+            (side_barrier if side_work else barrier)(name)
 
     @property
     def run_info(self) -> dict:

@@ -208,7 +208,8 @@ class TorchBackend:
 
     trains = True
 
-    def join_job(self, coordinator=None, num_processes=None, process_id=None, *, timeout=None) -> tuple[int, int]:
+    def join_job(self, coordinator=None, num_processes=None, process_id=None, *, timeout=None,
+                 side_timeout=None) -> tuple[int, int]:
         """Join the process group torchrun started (:func:`backends.torch.distributed.initialize`); returns
         ``(rank, world_size)``.  torch takes the job from torchrun's environment: the three JAX-style
         arguments must be ``None``."""
@@ -216,9 +217,9 @@ class TorchBackend:
             raise ValueError("the torch backend takes its job from torchrun's environment (RANK, WORLD_SIZE, "
                              "MASTER_ADDR, MASTER_PORT): launch with torchrun --nproc-per-node N -m trivd train "
                              "--backend torch ..., without --coordinator/--num-processes/--process-id")
-        from .distributed import DEFAULT_TIMEOUT, initialize
+        from .distributed import DEFAULT_SIDE_TIMEOUT, DEFAULT_TIMEOUT, initialize
 
-        return initialize(timeout=timeout or DEFAULT_TIMEOUT)
+        return initialize(timeout=timeout or DEFAULT_TIMEOUT, side_timeout=side_timeout or DEFAULT_SIDE_TIMEOUT)
 
     def engine(self, config, *, devices=None, steps=None, saved_run=None, **options):
         """The training engine on this backend's device (:class:`backends.torch.engine.TorchEngine`).

@@ -33,10 +33,13 @@ from trivd_core.replicas import Replicas
 from trivd_core.train.engine import ProcessLost
 
 __all__ = ["initialize", "is_initialized", "launched", "TorchReplicas", "mean_over_job", "agree", "barrier",
-           "DEFAULT_TIMEOUT", "lost"]
+           "side_barrier", "DEFAULT_TIMEOUT", "DEFAULT_SIDE_TIMEOUT", "lost"]
 
 #: seconds a collective waits for the other processes before the job is given up
 DEFAULT_TIMEOUT = 300
+#: seconds the other processes wait for process 0's side work (checkpoints, samples, validation)
+DEFAULT_SIDE_TIMEOUT = 3600
+_SIDE_GROUP = None  # a gloo group with the side-work timeout, made by initialize
 
 
 def launched() -> bool:
@@ -58,14 +61,17 @@ def world() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def initialize(*, timeout: int = DEFAULT_TIMEOUT) -> tuple[int, int]:
+def initialize(*, timeout: int = DEFAULT_TIMEOUT, side_timeout: int = DEFAULT_SIDE_TIMEOUT) -> tuple[int, int]:
     """Join the process group described by torchrun's environment; returns ``(rank, world_size)``.
 
     gloo on CPU; NCCL when CUDA is available (each process on the GPU ``LOCAL_RANK``).
-    ``timeout`` (seconds) bounds every collective, the wait for the others at start included.
+    ``timeout`` (seconds) bounds every collective, the wait for the others at start included;
+    ``side_timeout`` bounds :func:`side_barrier`, where the others wait for process 0's side work.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise ValueError(f"initialize(): argument 'timeout' must be a positive int of seconds, got {timeout!r}")
+    global _SIDE_GROUP
+    for name, v in (("timeout", timeout), ("side_timeout", side_timeout)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"initialize(): argument '{name}' must be a positive int of seconds, got {v!r}")
     missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing and not is_initialized():
         raise ValueError(f"a torch job needs torchrun's environment variables ({', '.join(missing)} missing): "
@@ -75,6 +81,8 @@ def initialize(*, timeout: int = DEFAULT_TIMEOUT) -> tuple[int, int]:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout))
+    if _SIDE_GROUP is None and world()[1] > 1:  # every process makes it, at the same point
+        _SIDE_GROUP = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=side_timeout))
     return world()
 
 
@@ -173,3 +181,9 @@ def agree(code: int, device=None) -> int:
 def barrier(name: str) -> None:
     """Wait until every process reaches the barrier ``name``."""
     _collective(f"at the barrier {name!r}", dist.barrier)
+
+
+def side_barrier(name: str) -> None:
+    """:func:`barrier` with the side-work timeout: the others wait here while process 0 writes or validates."""
+    group = _SIDE_GROUP
+    _collective(f"waiting for process 0's side work at {name!r}", dist.barrier, group=group)

@@ -136,9 +136,9 @@ class TorchEngine(Engine):
     def agree(self, code: int) -> int:
         return int(code) if self._replicas is None else self._dist.agree(code, self._device)
 
-    def barrier(self, name: str) -> None:
+    def barrier(self, name: str, *, side_work: bool = False) -> None:
         if self._replicas is not None:
-            self._dist.barrier(name)
+            (self._dist.side_barrier if side_work else self._dist.barrier)(name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(config={self.config.name!r}, devices={self.devices!r})"

@@ -127,8 +127,13 @@ class Engine(abc.ABC):
         ``code``).  The loop agrees on whether to stop before each step."""
         return int(code)
 
-    def barrier(self, name: str) -> None:
-        """Return when every process of the job has reached the barrier ``name`` (one process: at once)."""
+    def barrier(self, name: str, *, side_work: bool = False) -> None:
+        """Return when every process of the job has reached the barrier ``name`` (one process: at once).
+
+        ``side_work=True``: the others wait here while process 0 does the job's side work (writes a
+        checkpoint, samples, plots, validates), which may take far longer than a collective should: the
+        wait is bounded by the job's side-work timeout, not by the collective timeout.
+        """
         return None
 
     # -- the shared state logic ------------------------------------------------

@@ -290,7 +290,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                          f"(Loader(..., shard=({engine.process_index}, {procs}))), got shard "
                          f"{getattr(loader, 'shard', (0, 1))}")
     say = log if writer else (lambda msg: None)
-    barrier = getattr(engine, "barrier", None) or (lambda name: None)  # duck-typed one-process engines have none
+    barrier = getattr(engine, "barrier", None) or (lambda name, **kw: None)  # duck-typed one-process engines have none
     if writer:
         (run_dir / rundir.SAMPLES).mkdir(parents=True, exist_ok=True)
         for leftover in remove_leftovers(run_dir, ckpt_dir, run_dir / rundir.SAMPLES):
@@ -480,18 +480,26 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                             post["val_mse/copy"] = f"{val_last['mse_ratio']:.2f}"
                         bar.set_postfix(post, refresh=False)
                         bar.update(1)
+                    # Side work: process 0 writes and validates while the others wait at a side-work barrier,
+                    # whose deadline is the job's side-work timeout, not the collective timeout (a slow
+                    # filesystem or a first validation compile is not a lost process).
                     if step % options.ckpt_every == 0 or step == options.steps:
                         pause("writing a checkpoint")
                         checkpoint(good)
-                        barrier(f"trivd: checkpoint {step}")  # the others wait until process 0 wrote it
+                        barrier(f"trivd: checkpoint {step}", side_work=True)  # the others wait until it is written
+                    side = False
                     if step % options.sample_every == 0 or step == options.steps:
                         pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
                                                     and getattr(engine, "compiles", False) else ""))
                         samples(good[0], step)
+                        side = True
                     if validator is not None and options.eval_every and (
                             step % options.eval_every == 0 or step == options.steps):
                         pause("held-out validation")
                         run_validation(good[0], step, mlog)
+                        side = True
+                    if side and procs > 1:
+                        barrier(f"trivd: side work {step}", side_work=True)
                     resume_bar()
                 if interrupt.requested and status == "done" and step < options.steps:
                     status = interrupt.requested
