@@ -179,23 +179,35 @@ def test_copy_baseline_equals_an_independent_computation(run_dir, tmp_path, prot
                "--out", str(tmp_path / "out"), "--ssim-protocol", protocol])
     assert rc == 0
     rec = json.loads((tmp_path / "out" / "eval.json").read_text())
+    # Expected values from scikit-image's SSIM (Gaussian 11 x 11 window, sigma 1.5, population statistics:
+    # the SAVP settings) and PSNR written out, on the copy of each clip's last conditioning frame; neither
+    # goes through trivd's metrics.
+    from skimage.metrics import structural_similarity
+
     ds = SyntheticShapes(32, CFG.t_total, 3, seed=0, split="test", length=n)
     ssim = np.zeros(CFG.t_pred)
     psnr = np.zeros(CFG.t_pred)
     for i in range(n):
         clip = ds.clip(i).astype(np.float64)
-        truth = clip[CFG.t_cond:]
-        copy = np.repeat(clip[CFG.t_cond - 1 : CFG.t_cond], CFG.t_pred, axis=0)
-        ssim += metrics.ssim(copy, truth, protocol=protocol) / n
-        psnr += metrics.psnr(copy, truth) / n
-    # the same float64 sums in another order
-    np.testing.assert_allclose(rec["copy_baseline"]["ssim"], ssim, rtol=1e-12)
-    np.testing.assert_allclose(rec["copy_baseline"]["psnr"], psnr, rtol=1e-12)
-    assert rec["copy_baseline"]["ssim_mean"] == pytest.approx(ssim.mean(), rel=1e-12)
+        last = clip[CFG.t_cond - 1]
+        for j in range(CFG.t_pred):
+            truth = clip[CFG.t_cond + j]
+            if protocol == "savp":
+                a, b, rng_ = (last + 1) / 2, (truth + 1) / 2, 1.0
+            else:
+                a, b, rng_ = last, truth, 2.0
+            ssim[j] += structural_similarity(a, b, data_range=rng_, gaussian_weights=True, sigma=1.5,
+                                             use_sample_covariance=False, channel_axis=-1) / n
+            psnr[j] += 10 * np.log10(2.0 ** 2 / np.mean((last - truth) ** 2)) / n
+    # the same float64 arithmetic by another implementation and in another order
+    np.testing.assert_allclose(rec["copy_baseline"]["ssim"], ssim, rtol=1e-10)
+    np.testing.assert_allclose(rec["copy_baseline"]["psnr"], psnr, rtol=1e-10)
+    assert rec["copy_baseline"]["ssim_mean"] == pytest.approx(ssim.mean(), rel=1e-10)
     assert rec["num_samples"] == n and rec["best_of"] == 2 and sum(rec["chosen_histogram"]) == n
     p = rec["protocols"]
     assert rec["ssim_protocol"] == p["ssim"]["protocol"] == protocol
     assert p["ssim"]["data_range"] == {"savp": 1.0, "pm1": 2.0}[protocol] and p["best_of"]["samples"] == 2
+    assert p["ssim"]["follows"] == {"savp": "SAVP video_prediction/metrics.py", "pm1": "none (trivd option)"}[protocol]
     assert p["fvd"] is None and p["inception_score"] is None
 
 
@@ -237,7 +249,8 @@ def test_eval_records_the_fvd_and_is_conventions(run_dir, tmp_path, monkeypatch)
         assert rec["protocols"]["fvd"]["covariance"].startswith("unbiased")
         assert rec["protocols"]["inception_score"] == {"splits": 6, "shuffle": False, "std_ddof": 0,
                                                        "follows": rec["protocols"]["inception_score"]["follows"]}
-        assert rec["fvd"]["model"] >= 0 and rec["fvd"]["real_floor"] >= 0 and rec["i3d"]["sha256"] == "0" * 64
+        assert rec["i3d"]["sha256"] == "0" * 64 and rec["fvd"]["samples"] == 6 and rec["fvd"]["floor_samples"] == 6
+        # (the FVD values themselves: test_eval_fvd_floor_is_a_disjoint_real_set_of_the_same_size)
 
 
 def test_eval_fvd_floor_is_a_disjoint_real_set_of_the_same_size(run_dir):
