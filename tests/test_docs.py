@@ -56,17 +56,52 @@ BLOCKS = _blocks()
 
 
 def _trivd_lines(code: str):
+    """The ``trivd`` argument lists of a bash block, wherever the command sits on its line.
+
+    ``trivd ...`` and ``venv/bin/trivd ...`` at any position (after ``VAR=value``, ``srun ...``, ``do``),
+    ``... -m trivd ...`` (``python -m trivd``, ``torchrun ... -m trivd``), the command string of
+    ``--command "..."`` (``gcloud ... ssh --command``), and ``python -m benchmarks``; commands are split at
+    ``;``, ``&&``, ``&`` and ``|``.  Shell variables (``$i``) stand for a number (the docs use them for process
+    indices).
+    """
     code = re.sub(r"\\\n\s*", " ", code)  # a line ending in a backslash continues on the next
     for raw in code.splitlines():
         line = raw.split(" #")[0].strip() if not raw.strip().startswith("#") else ""
-        for part in re.split(r"\s*&&\s*", line):
-            words = shlex.split(part) if part else []
-            if not words:
-                continue
-            if words[0].endswith("trivd"):
-                yield words[1:]
-            elif words[:3] == ["python", "-m", "benchmarks"] or words[:3] == ["python3", "-m", "benchmarks"]:
-                yield ["bench", *words[3:]]
+        yield from _commands(line)
+
+
+def _commands(line: str):
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return
+    cmd: list[str] = []
+    for w in [*words, ";"]:
+        if w in (";", "&&", "&", "|", "||") or w.endswith(";") and w != ";":
+            if w.endswith(";") and w != ";":
+                cmd.append(w[:-1])
+            yield from _one_command(cmd)
+            cmd = []
+        else:
+            cmd.append(w)
+
+
+def _one_command(words: list[str]):
+    for k, w in enumerate(words):
+        if w == "--command" and k + 1 < len(words):
+            yield from _commands(words[k + 1])
+            return
+    for k, w in enumerate(words):
+        if (w == "trivd" or w.endswith("/trivd")) and (k == 0 or words[k - 1] not in ("cd", "-m")):
+            rest = words[k + 1:]
+        elif w == "-m" and k + 1 < len(words) and words[k + 1] == "trivd":
+            rest = words[k + 2:]
+        elif w == "-m" and k + 1 < len(words) and words[k + 1] == "benchmarks":
+            rest = ["bench", *words[k + 2:]]
+        else:
+            continue
+        yield [re.sub(r"^\$\w+$", "0", a) for a in rest]
+        return
 
 
 def _parse(argv: list[str]) -> None:
@@ -82,6 +117,26 @@ def _parse(argv: list[str]) -> None:
         _parser().parse_args(argv[1:])
     else:
         build_parser().parse_args(argv)
+
+
+def test_launch_lines_are_read_wherever_trivd_sits():
+    block = """
+for i in 0 1; do XLA_FLAGS=--x=2 trivd train --config tiny --process-id $i & done; wait
+gcloud compute tpus tpu-vm ssh NAME --worker=all \\
+    --command "cd trivd; trivd train --distributed --run-dir /r"
+srun --nodes 2 torchrun --nnodes 2 --rdzv-endpoint "$(hostname):29500" -m trivd train --backend torch
+venv/bin/trivd eval --checkpoint runs/demo   # a comment
+python -m benchmarks --quick
+"""
+    assert list(_trivd_lines(block)) == [
+        ["train", "--config", "tiny", "--process-id", "0"],
+        ["train", "--distributed", "--run-dir", "/r"],
+        ["train", "--backend", "torch"],
+        ["eval", "--checkpoint", "runs/demo"],
+        ["bench", "--quick"],
+    ]
+    with pytest.raises(SystemExit):  # a launch line with an option that does not exist fails
+        _parse(next(_trivd_lines("torchrun --nproc-per-node 8 -m trivd train --no-such-option")))
 
 
 def test_the_docs_have_code_blocks_of_each_kind():

@@ -128,9 +128,18 @@ def test_the_mixed_head_pairs_every_local_sample_with_the_global_batch():
                                                               params))
     assert all(g.shape == (rows, B, T) for g in got)
     np.testing.assert_allclose(np.concatenate(got), want, rtol=RTOL64)
-    # the hinge loss of the job is the mean of the workers' losses (equal slices)
-    d = np.mean([losses.d_hinge_loss(g, -g) for g in got])
-    np.testing.assert_allclose(d, losses.d_hinge_loss(want, -want), rtol=RTOL64)
+    # the hinge loss each worker computes inside the job (its rows against the gathered batch), averaged over the
+    # equal slices, is the one-process loss; a worker that paired its rows only with its own samples would
+    # compute (rows, rows, T) scores and another loss
+    def local_loss(i, r):
+        g = losses.mixed_projection(h[i * rows:(i + 1) * rows], y[i * rows:(i + 1) * rows], params)
+        return float(losses.d_hinge_loss(g, -0.5 * g))
+
+    job_loss = np.mean(_in_workers(P, local_loss))
+    np.testing.assert_allclose(job_loss, losses.d_hinge_loss(want, -0.5 * want), rtol=RTOL64)
+    alone = np.mean([float(losses.d_hinge_loss(g, -0.5 * g)) for g in (
+        losses.mixed_projection(h[i * rows:(i + 1) * rows], y[i * rows:(i + 1) * rows], params) for i in range(P))])
+    assert abs(alone - job_loss) > 1e-3  # without the job's gather the loss differs: the check can fail
 
 
 def test_one_process_and_no_job_use_no_collectives():
