@@ -1,8 +1,10 @@
-"""The JAX training engine: one ``jax.jit``-compiled function for a whole training step.
+"""The JAX training engine: a training step as two ``jax.jit``-compiled XLA programs.
 
 A training step (paper appendix E.3) is ``config.d_steps`` discriminator updates
-followed by one generator update, then the EMA of G's weights.  Everything runs in
-one compiled XLA program; the loop (``trivd_core.train``) draws every random input
+followed by one generator update, then the EMA of G's weights.  It runs as two
+compiled programs: the D update (called ``d_steps`` times, each on its slice of the
+stacked D inputs) and the G update with the EMA (once); :meth:`JaxEngine.compiled_programs`
+returns both.  The loop (``trivd_core.train``) draws every random input
 with NumPy and passes it in, so the JAX and torch engines see identical inputs.
 
 Training state ``ts`` (a pytree)::
