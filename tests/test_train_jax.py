@@ -133,6 +133,7 @@ SHARDED = textwrap.dedent("""
         sharded = eng._shard_inputs(inputs)["real"]
         shards = sorted((s.device.id, s.data.shape) for s in sharded.addressable_shards)
         ts, metrics = eng.step(eng.init(0), inputs)
+        metrics = {k: float(v) for k, v in metrics.items()}  # one process: 0-d device arrays until read
         tree = eng.export(ts)
         np.savez(sys.argv[1] + f"/n{n}.npz", **{"/" + "/".join(p): np.asarray(v) for p, v in tree_paths(tree)})
         out[n] = {"metrics": metrics, "shards": [[i, list(s)] for i, s in shards],

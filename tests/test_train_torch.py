@@ -285,6 +285,7 @@ def _grad_tols(grads):
 def compare_steps(before, a, b, ma, mb, cfg):
     """Mismatches between two engines' results ``a``, ``b`` (exports) of one step from the export ``before``."""
     bad = []
+    ma, mb = {k: float(v) for k, v in ma.items()}, {k: float(v) for k, v in mb.items()}  # JAX's are 0-d arrays
     for key in ma.keys() | mb.keys():
         if key not in ma or key not in mb:
             bad.append(("metric missing", key))

@@ -160,13 +160,18 @@ class JaxEngine(Engine):
         """One training step (d_steps D updates + 1 G update + EMA); returns ``(ts, metrics)``.
 
         In a job of ``P`` processes ``inputs`` are this process's ``B / P`` rows of the global batch.
+        One process: the step is queued and returns at once, its metrics 0-d device arrays (``float(v)``
+        waits for them); a job: floats, read before returning.
         """
         if jax.process_count() == 1:
             return self._step(ts, self._shard_inputs(inputs))
         from .distributed import _lost, peer_failed
 
         try:
-            return self._step(ts, self._shard_inputs(inputs))
+            new_ts, metrics = self._step(ts, self._shard_inputs(inputs))
+            # In a job the step is read here, inside the guard: a peer lost in one of its collectives then
+            # shows as ProcessLost from this call (one process alone returns the metrics unread).
+            return new_ts, {k: float(v) for k, v in metrics.items()}
         except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as exc:
             if not peer_failed(exc):
                 raise
@@ -350,10 +355,23 @@ class JaxEngine(Engine):
             inputs["rand_g"])
         new_ts = {"step": step, "g_params": g_params, "g_state": g_state, "d_params": d_params, "d_state": d_state,
                   "ema": ema, "opt_g": opt_g, "opt_d": opt_d}
-        d_metrics = jax.device_get(d_metrics)
-        metrics = {k: float(np.mean([m[k] for m in d_metrics])) for k in d_metrics[0]}
-        metrics.update({k: float(v) for k, v in jax.device_get(g_metrics).items()})
+        # The metrics stay on the device (0-d arrays of this process's first shard; the values are replicated):
+        # reading them is the caller's, so that the loop can queue the next step before this one has finished.
+        metrics = {k: _local_mean([m[k] for m in d_metrics]) for k in d_metrics[0]}
+        metrics.update({k: _local(v) for k, v in g_metrics.items()})
         return new_ts, metrics
+
+
+def _local(x):
+    """A replicated 0-d array's copy on this process's first device (eager arithmetic on it stays local)."""
+    shards = getattr(x, "addressable_shards", None)
+    return shards[0].data if shards else x
+
+
+def _local_mean(values):
+    """The mean of the D updates' 0-d metrics, on the device (float32, as the updates computed them)."""
+    local = [_local(v) for v in values]
+    return local[0] if len(local) == 1 else jnp.mean(jnp.stack(local))
 
 
 TRAIN_OPT_MODES = ("fast-compile", "full")

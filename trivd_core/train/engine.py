@@ -242,7 +242,12 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def step(self, ts, inputs: dict):
-        """One training step: ``(ts, metrics)``; must not modify ``ts`` in place."""
+        """One training step: ``(ts, metrics)``; must not modify ``ts`` in place.
+
+        ``metrics`` maps names to floats or 0-d arrays that ``float()`` reads: an engine may return before
+        the step has finished (JAX queues it), and the loop reads the metrics of step k after it has
+        queued step k + 1, so that the device is not left idle while the host logs and draws inputs.
+        """
 
     @abc.abstractmethod
     def export(self, ts) -> dict:

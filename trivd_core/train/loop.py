@@ -425,39 +425,27 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         with _Interrupt() as interrupt, (metrics_path.open("a", encoding="utf-8") if writer
                                          else open(os.devnull, "w", encoding="utf-8")) as mlog:
             try:
-                # in a job the stop is agreed at the top of the next step, so that every process stops at the same one
-                while step < options.steps and (procs > 1 or not interrupt.requested):
-                    if procs == 1:
-                        inputs = sampler.draw()
-                    else:  # every process takes the step, or none does: agree on a stop first
-                        inputs, data_exc, asked = None, None, _GO
-                        if interrupt.requested:
-                            asked = _STOP_CODES[interrupt.requested]
-                        else:
-                            try:
-                                inputs = sampler.draw()
-                            except DataError as exc:
-                                asked, data_exc = _DATA_ERROR, exc
-                        agreed = engine.agree(asked)
-                        if data_exc is not None:
-                            raise data_exc
-                        if agreed == _DATA_ERROR:
-                            raise DataError("another process of the job could not load its data (see its log)")
-                        if agreed != _GO:
-                            interrupt.requested = "terminated" if agreed == _TERMINATED else "interrupted"
-                            break
-                    new_ts, metrics = engine.step(good[0], inputs)
+                # One step in flight: step k + 1 is dispatched before step k's metrics are read, so that an
+                # asynchronous engine (JAX) queues the next step while the device still computes this one; a
+                # step is "settled" (its metrics fetched and checked finite, then logged) one step late, or at
+                # once where side work follows it.  `good` is always a settled step.
+                pending = None  # (ts, step, sampler state, metrics) of the dispatched, unsettled step
+
+                def settle(p) -> bool:
+                    """Check step ``p``'s metrics; log it and make it ``good``.  False (status nonfinite) if not finite."""
+                    nonlocal step, steps_done, good, last, status, message, bar
+                    metrics = {k: float(v) for k, v in p[3].items()}
                     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
                     if bad:
                         k = "d_loss" if "d_loss" in bad else ("g_loss" if "g_loss" in bad else sorted(bad)[0])
                         status = "nonfinite"
-                        message = (f"non-finite loss at step {step + 1}: {k} = {bad[k]} "
+                        message = (f"non-finite loss at step {p[1]}: {k} = {bad[k]} "
                                    f"(non-finite: {', '.join(sorted(bad))}); training stopped, nothing of this step "
                                    "was kept")
-                        break
-                    step += 1
+                        return False
+                    step = p[1]
                     steps_done += 1
-                    good = (new_ts, step, sampler.state())
+                    good = (p[0], p[1], p[2])
                     last = metrics
                     if step % options.log_every == 0 or step == options.steps:
                         now = time.perf_counter()
@@ -480,27 +468,82 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                             post["val_mse/copy"] = f"{val_last['mse_ratio']:.2f}"
                         bar.set_postfix(post, refresh=False)
                         bar.update(1)
-                    # Side work: process 0 writes and validates while the others wait at a side-work barrier,
-                    # whose deadline is the job's side-work timeout, not the collective timeout (a slow
-                    # filesystem or a first validation compile is not a lost process).
-                    if step % options.ckpt_every == 0 or step == options.steps:
-                        pause("writing a checkpoint")
-                        checkpoint(good)
-                        barrier(f"trivd: checkpoint {step}", side_work=True)  # the others wait until it is written
-                    side = False
-                    if step % options.sample_every == 0 or step == options.steps:
-                        pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
-                                                    and getattr(engine, "compiles", False) else ""))
-                        samples(good[0], step)
-                        side = True
-                    if validator is not None and options.eval_every and (
-                            step % options.eval_every == 0 or step == options.steps):
-                        pause("held-out validation")
-                        run_validation(good[0], step, mlog)
-                        side = True
-                    if side and procs > 1:
-                        barrier(f"trivd: side work {step}", side_work=True)
-                    resume_bar()
+                    return True
+
+                def side_work_due(k: int) -> bool:
+                    return (k % options.ckpt_every == 0 or k % options.sample_every == 0 or k == options.steps or
+                            bool(validator is not None and options.eval_every and k % options.eval_every == 0))
+
+                def settle_pending() -> None:
+                    """Settle the step in flight when the loop stops early (a stop, a data error, a lost peer): it
+                    completed, so it is the last completed step; a failure to read it keeps the previous one."""
+                    nonlocal pending
+                    if pending is not None and status == "done":
+                        p, pending = pending, None
+                        try:
+                            settle(p)
+                        except Exception:  # noqa: BLE001 - the reason the loop stopped is what gets reported
+                            pass
+
+                # in a job the stop is agreed at the top of the next step, so that every process stops at the same one
+                try:
+                    while (pending[1] if pending else step) < options.steps and (procs > 1 or not interrupt.requested):
+                        if procs == 1:
+                            inputs = sampler.draw()
+                        else:  # every process takes the step, or none does: agree on a stop first
+                            inputs, data_exc, asked = None, None, _GO
+                            if interrupt.requested:
+                                asked = _STOP_CODES[interrupt.requested]
+                            else:
+                                try:
+                                    inputs = sampler.draw()
+                                except DataError as exc:
+                                    asked, data_exc = _DATA_ERROR, exc
+                            agreed = engine.agree(asked)
+                            if data_exc is not None:
+                                raise data_exc
+                            if agreed == _DATA_ERROR:
+                                raise DataError("another process of the job could not load its data (see its log)")
+                            if agreed != _GO:
+                                interrupt.requested = "terminated" if agreed == _TERMINATED else "interrupted"
+                                break
+                        head_ts, head_step = (pending[0], pending[1]) if pending else (good[0], step)
+                        new_ts, metrics = engine.step(head_ts, inputs)
+                        dispatched = (new_ts, head_step + 1, sampler.state(), metrics)
+                        if pending is not None and not settle(pending):
+                            pending = None
+                            break
+                        pending = dispatched
+                        if not side_work_due(pending[1]):
+                            continue  # settled after the next step is dispatched
+                        p, pending = pending, None
+                        if not settle(p):
+                            break
+                        # Side work: process 0 writes and validates while the others wait at a side-work barrier,
+                        # whose deadline is the job's side-work timeout, not the collective timeout (a slow
+                        # filesystem or a first validation compile is not a lost process).
+                        if step % options.ckpt_every == 0 or step == options.steps:
+                            pause("writing a checkpoint")
+                            checkpoint(good)
+                            barrier(f"trivd: checkpoint {step}", side_work=True)  # the others wait until it is written
+                        side = False
+                        if step % options.sample_every == 0 or step == options.steps:
+                            pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
+                                                        and getattr(engine, "compiles", False) else ""))
+                            samples(good[0], step)
+                            side = True
+                        if validator is not None and options.eval_every and (
+                                step % options.eval_every == 0 or step == options.steps):
+                            pause("held-out validation")
+                            run_validation(good[0], step, mlog)
+                            side = True
+                        if side and procs > 1:
+                            barrier(f"trivd: side work {step}", side_work=True)
+                        resume_bar()
+                except (DataError, ProcessLost):
+                    settle_pending()
+                    raise
+                settle_pending()
                 if interrupt.requested and status == "done" and step < options.steps:
                     status = interrupt.requested
             except KeyboardInterrupt:
