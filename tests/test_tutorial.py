@@ -48,6 +48,31 @@ def test_chapter_is_a_notebook_with_committed_linked_figures(script):
         assert f"(img/{name})" in index, f"docs/tutorial/README.md does not show img/{name}"
 
 
+@pytest.mark.parametrize("script", [p for p in CHAPTERS if p.name not in NEEDS_TRAINING], ids=lambda p: p.stem)
+def test_the_committed_figures_are_what_the_current_code_draws(script, tmp_path):
+    """Each chapter at its full size (seconds): the numbers every figure draws - images, lines, arrow fields,
+    ``_tutorial.figure_data`` - equal those committed beside the PNG (``img/NAME.npz``).
+
+    Tolerance: the committed values are float32 (``rtol 1e-5``, ``atol 1e-6`` for values near 0): a few float32
+    ulps, which also covers float64 arithmetic that rounds differently on another CPU's kernels; a change of the
+    code a figure shows moves its values by far more.  Chapter 4 draws a model trained for 800 steps: its figures
+    are not regenerated here (tests/test_tutorial_motion.py runs it quickly).
+    """
+    import numpy as np
+
+    done = run_chapter(script, tmp_path, TRIVD_TUTORIAL_QUICK="0")
+    assert done.returncode == 0, f"{script.name} failed:\n{done.output[-4000:]}"
+    for name in figures_named(script):
+        stem = name[: -len(".png")]
+        committed = TUTORIAL / "img" / f"{stem}.npz"
+        assert committed.is_file(), f"docs/tutorial/img/{stem}.npz is not committed (run the chapter to write it)"
+        with np.load(tmp_path / f"{stem}.npz") as fresh, np.load(committed) as want:
+            assert sorted(fresh.files) == sorted(want.files), name
+            for key in want.files:
+                np.testing.assert_allclose(fresh[key], want[key], rtol=1e-5, atol=1e-6, equal_nan=True,
+                                           err_msg=f"{name}: {key}")
+
+
 def test_the_readme_leads_to_the_tutorial():
     assert "docs/tutorial" in (ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -20,10 +20,31 @@ QUICK = os.environ.get("TRIVD_TUTORIAL_QUICK") == "1"
 OUT.mkdir(parents=True, exist_ok=True)
 
 
+def figure_data(fig) -> dict[str, np.ndarray]:
+    """The numbers a figure draws: every panel's images, lines and arrow fields (stored as float32).
+
+    Keys ``ax{i}/image{j}``, ``ax{i}/line{j}`` (the ``(x, y)`` points) and ``ax{i}/arrows{j}`` (offsets,
+    then the ``U``, ``V`` of a quiver); text and styling are not data.  ``tests/test_tutorial.py`` compares
+    a fresh run's with the committed ``img/NAME.npz``, so a committed figure is what the current code draws.
+    """
+    out: dict[str, np.ndarray] = {}
+    for i, ax in enumerate(fig.axes):
+        for j, im in enumerate(ax.get_images()):
+            out[f"ax{i}/image{j}"] = np.ma.filled(np.ma.asarray(im.get_array(), dtype=np.float64), np.nan)
+        for j, line in enumerate(ax.get_lines()):
+            out[f"ax{i}/line{j}"] = np.asarray(line.get_xydata(), dtype=np.float64)
+        for j, coll in enumerate(c for c in ax.collections if hasattr(c, "U")):
+            out[f"ax{i}/arrows{j}"] = np.concatenate([np.asarray(coll.get_offsets(), np.float64).ravel(),
+                                                      np.ravel(coll.U).astype(np.float64),
+                                                      np.ravel(coll.V).astype(np.float64)])
+    return out
+
+
 def save(fig, name: str) -> Path:
-    """Write ``fig`` as ``OUT/name`` (PNG) and say where."""
+    """Write ``fig`` as ``OUT/name`` (PNG) and the numbers it draws as ``OUT/<stem>.npz``; say where."""
     path = OUT / name
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    np.savez_compressed(path.with_suffix(".npz"), **{k: v.astype(np.float32) for k, v in figure_data(fig).items()})
     print(f"wrote {path}")
     return path
 
