@@ -200,9 +200,10 @@ def load_i3d(path=None, *, sha256: str | None = None) -> I3DWeights:
     refused or non-I3D file), each naming the file.
     """
     path, _ = resolve_i3d(path)
-    i3d.verify_sha256(path, sha256, fn="load_i3d")
-    data = Path(path).read_bytes()
+    data = Path(path).read_bytes()  # read once: hashed, checked, then parsed
     digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != str(sha256).strip().lower():
+        i3d.verify_sha256(path, sha256, fn="load_i3d")  # the shared message (bad hex, or both hashes)
     suffix = _suffix(path)
     if suffix in (".ckpt", ".pkl", ".pickle"):
         try:

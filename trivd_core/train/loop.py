@@ -470,9 +470,11 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                         bar.update(1)
                     return True
 
-                def side_work_due(k: int) -> bool:
-                    return (k % options.ckpt_every == 0 or k % options.sample_every == 0 or k == options.steps or
-                            bool(validator is not None and options.eval_every and k % options.eval_every == 0))
+                def side_work_due(k: int) -> tuple[bool, bool, bool]:
+                    """``(checkpoint, samples, validation)`` due after step ``k`` (all three at the last step)."""
+                    last = k == options.steps
+                    return (k % options.ckpt_every == 0 or last, k % options.sample_every == 0 or last,
+                            bool(validator is not None and options.eval_every and (k % options.eval_every == 0 or last)))
 
                 def settle_pending() -> None:
                     """Settle the step in flight when the loop stops early (a stop, a data error, a lost peer): it
@@ -514,7 +516,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                             pending = None
                             break
                         pending = dispatched
-                        if not side_work_due(pending[1]):
+                        due_ckpt, due_samples, due_val = side_work_due(pending[1])
+                        if not (due_ckpt or due_samples or due_val):
                             continue  # settled after the next step is dispatched
                         p, pending = pending, None
                         if not settle(p):
@@ -522,22 +525,18 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                         # Side work: process 0 writes and validates while the others wait at a side-work barrier,
                         # whose deadline is the job's side-work timeout, not the collective timeout (a slow
                         # filesystem or a first validation compile is not a lost process).
-                        if step % options.ckpt_every == 0 or step == options.steps:
+                        if due_ckpt:
                             pause("writing a checkpoint")
                             checkpoint(good)
                             barrier(f"trivd: checkpoint {step}", side_work=True)  # the others wait until it is written
-                        side = False
-                        if step % options.sample_every == 0 or step == options.steps:
+                        if due_samples:
                             pause("writing samples" + (" (compiling predict on the first call)" if step <= options.sample_every
                                                         and getattr(engine, "compiles", False) else ""))
                             samples(good[0], step)
-                            side = True
-                        if validator is not None and options.eval_every and (
-                                step % options.eval_every == 0 or step == options.steps):
+                        if due_val:
                             pause("held-out validation")
                             run_validation(good[0], step, mlog)
-                            side = True
-                        if side and procs > 1:
+                        if (due_samples or due_val) and procs > 1:
                             barrier(f"trivd: side work {step}", side_work=True)
                         resume_bar()
                 except (DataError, ProcessLost):
