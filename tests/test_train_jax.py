@@ -409,3 +409,76 @@ def test_a_lost_jax_process_raises_process_lost_instead_of_hanging(tmp_path):
     out = logs[0].read_text()
     assert "another process of the job stopped answering" in out
     assert float(out.split("lost after ")[1].split(" s")[0]) < 30  # the closed connection, not a timeout
+
+
+# The collective failures the runtime raised when a peer was SIGKILLed (experiments/jax_liveness.py and a
+# `trivd train` job), and errors of a healthy job that share their status words.
+_PEER_GONE = [
+    "UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:547] Connection closed by peer "
+    "[127.0.0.1]:26517",
+    "INTERNAL: Error dispatching computation: Error dispatching computation: Gloo all-reduce failed: "
+    "[external/gloo/gloo/transport/tcp/pair.cc:538] Read error [127.0.0.1]:40084: Connection reset by peer",
+    "UNAVAILABLE: The following tasks are unhealthy (stopped sending heartbeats):\n1",
+]
+_OWN = [
+    "DEADLINE_EXCEEDED: the device did not finish the program in time",
+    "UNAVAILABLE: TPU chip halted; Connection reset by peer of the host's storage",
+    "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 2147483648 bytes",
+    "INTERNAL: Failed to launch the kernel (gloo)",
+]
+
+
+def test_a_runtime_error_is_a_lost_peer_only_when_it_reports_a_failed_collective():
+    import jax
+
+    from backends.jax.distributed import peer_failed
+
+    for message in _PEER_GONE:
+        assert peer_failed(jax.errors.JaxRuntimeError(message)) and peer_failed(ValueError(message)), message
+        assert not peer_failed(TypeError(message)), message  # tracing errors never are
+    for message in _OWN:
+        assert not peer_failed(jax.errors.JaxRuntimeError(message)), message
+
+
+_INJECT_DEVICE_ERROR = """
+import sys
+import jax
+from backends.jax.engine import JaxEngine
+from trivd.cli import main
+def step(self, ts, inputs):  # the device fails the first step on every process; every peer stays alive
+    raise jax.errors.JaxRuntimeError("DEADLINE_EXCEEDED: the device did not finish the program (injected by the test)")
+JaxEngine._step = step
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_device_error_in_every_process_of_a_jax_job_is_itself_not_a_lost_process(tmp_path):
+    """A runtime error whose status words the old classifier read as a lost peer ("DEADLINE_EXCEEDED"), raised by
+    the step of both processes of a 2-process `trivd train` job: exit 1 in both, that message and a traceback in
+    both logs, no "stopped answering"."""
+    import json
+
+    script = tmp_path / "job.py"
+    script.write_text(_INJECT_DEVICE_ERROR)
+    port = str(_free_port())
+    run = tmp_path / "run"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.getcwd(), "TRIVD_JAX_CACHE": str(tmp_path / "c")}
+    argv = ["train", "--backend", "jax", "--config", "tiny", "--data", "synthetic", "--steps", "3", "--run-dir",
+            str(run), "--eval-every", "0", "--skip-conformance", "--no-progress", "--threads", "1",
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--collective-timeout", "60"]
+    logs = [tmp_path / f"process{p}.log" for p in (0, 1)]
+    procs = [subprocess.Popen([sys.executable, str(script), *argv, "--process-id", str(p)], env=env,
+                              stdout=log.open("w"), stderr=subprocess.STDOUT) for p, log in zip((0, 1), logs)]
+    try:
+        codes = [p.wait(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (code, log) in enumerate(zip(codes, logs)):
+        text = log.read_text()
+        assert code == 1, (p, code, text[-3000:])
+        assert "the device did not finish the program (injected by the test)" in text, (p, text[-3000:])
+        assert "Traceback" in text and "stopped answering" not in text, (p, text[-3000:])
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["exit_code"] == 1

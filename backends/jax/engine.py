@@ -172,7 +172,7 @@ class JaxEngine(Engine):
             # In a job the step is read here, inside the guard: a peer lost in one of its collectives then
             # shows as ProcessLost from this call (one process alone returns the metrics unread).
             return new_ts, {k: float(v) for k, v in metrics.items()}
-        except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as exc:
+        except Exception as exc:
             if not peer_failed(exc):
                 raise
             raise _lost(exc, "in the training step") from exc
@@ -222,7 +222,7 @@ class JaxEngine(Engine):
 
         try:
             return self._predict(ts, cond_frames, z, ema=ema)
-        except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as exc:
+        except Exception as exc:
             if not peer_failed(exc):
                 raise
             raise _lost(exc, "predicting the samples") from exc
