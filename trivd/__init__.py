@@ -5,6 +5,14 @@ The numerical library is :mod:`trivd_core` (backend-agnostic), checked against
 package imports all of them and nothing imports it.  ``python -m trivd`` runs the command.
 """
 
-from trivd_core import __version__
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name):
+    # The version is trivd_core's; read on demand so that importing the command (``trivd.cli``) stays light: a
+    # Ctrl-C during the heavy imports then lands inside ``main``, which reports it.
+    if name == "__version__":
+        from trivd_core import __version__
+
+        return __version__
+    raise AttributeError(f"module 'trivd' has no attribute {name!r}")

@@ -17,51 +17,77 @@ Results go to stdout, logs and progress to stderr; usage errors exit 2 with one 
 from __future__ import annotations
 
 import argparse
+import importlib
+import signal
 import sys
-
-from trivd_core import __version__
-
-from . import bench, conform, info, predict, train
-from . import evaluate as eval_cmd
-from . import fvd as fvd_cmd
+import threading
 
 __all__ = ["main", "build_parser"]
+
+#: subcommand -> the module of its front end (``run(args)``; conform and bench parse their own arguments).  Imported
+#: inside :func:`main`, so that a Ctrl-C during the imports (NumPy, SciPy, a framework) is reported like any other.
+_MODULES = {"info": "info", "conform": "conform", "bench": "bench", "train": "train", "eval": "evaluate",
+            "predict": "predict", "fvd": "fvd"}
+_OWN_PARSERS = ("conform", "bench")
+
+
+def _front_end(command: str):
+    return importlib.import_module(f".{_MODULES[command]}", __package__)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``trivd`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        pending = _import_quietly(argv[0] if argv and argv[0] in _MODULES else None)
+        if pending:
+            print(f"\ntrivd: {'terminated' if pending[0] == signal.SIGTERM else 'interrupted'} while starting",
+                  file=sys.stderr)
+            return 143 if pending[0] == signal.SIGTERM else 130
         return _main(argv)
     except KeyboardInterrupt:  # Ctrl-C while starting up (training itself saves and exits 130 on its own)
         print("\ntrivd: interrupted", file=sys.stderr)
         return 130
 
 
+def _import_quietly(command: str | None) -> list[int]:
+    """Import the front ends (``command``'s, or all of them) with SIGINT / SIGTERM only noted; the signals noted.
+
+    A ``KeyboardInterrupt`` raised while a framework's native library is being imported can crash the
+    process (SIGSEGV, measured with jaxlib) instead of stopping it: the imports finish, then the command stops.
+    """
+    pending: list[int] = []
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+           for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try:
+        for name in ([command] if command else _MODULES):
+            _front_end(name)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return pending
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``trivd info/train/eval/predict`` (``conform`` and ``bench`` parse their own arguments)."""
+    from trivd_core import __version__
+
     parser = argparse.ArgumentParser(prog="trivd", description="TrIVD-GAN-FP: reference, core, backends, conformance")
     parser.add_argument("--version", action="version", version=f"trivd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    info.add_parser(sub)
+    _front_end("info").add_parser(sub)
     sub.add_parser("conform", help="check a backend or a port against the reference (see `trivd conform -h`)",
                    add_help=False)
     sub.add_parser("bench", help="cost tables of Table 1 / Table 2 per backend (see `trivd bench -h`)", add_help=False)
-    train.add_parser(sub)
-    eval_cmd.add_parser(sub)
-    predict.add_parser(sub)
-    fvd_cmd.add_parser(sub)
+    for command in ("train", "eval", "predict", "fvd"):
+        _front_end(command).add_parser(sub)
     return parser
 
 
-#: subcommand -> its front end (each module's ``run``, looked up when called); conform and bench parse their own
-_OWN_PARSERS = {"conform": conform, "bench": bench}
-_FRONT_ENDS = {"info": info, "train": train, "eval": eval_cmd, "predict": predict, "fvd": fvd_cmd}
-
-
-def _main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in _OWN_PARSERS:
-        return _OWN_PARSERS[argv[0]].run(argv[1:])
+        return _front_end(argv[0]).run(argv[1:])
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # the subcommand's usage, not the top-level one
@@ -70,7 +96,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return _FRONT_ENDS[args.command].run(args)
+    return _front_end(args.command).run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

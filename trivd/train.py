@@ -141,7 +141,24 @@ def _grey_data_note(opts: dict, config, set_fields: list) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``trivd train``: the exit status (0 done, 1 gate refused, 2 usage, 3/4/5/130/143 see EXIT_CODES)."""
+    """``trivd train``: the exit status (0 done, 1 gate refused, 2 usage, 3/4/5/130/143 see EXIT_CODES).
+
+    SIGINT / SIGTERM are held from here on (:class:`trivd_core.train.loop.StopRequest`): before the
+    first step completes they stop at once (130 / 143, nothing trained, the new run directory
+    removed); afterwards the loop finishes the step and saves it.
+    """
+    from trivd_core.train.loop import STOP
+
+    with STOP:
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            what = "terminated (SIGTERM)" if STOP.requested == "terminated" else "interrupted"
+            print(f"\ntrivd train: {what} before the first step; nothing was trained", file=sys.stderr, flush=True)
+            return 143 if STOP.requested == "terminated" else 130
+
+
+def _run(args: argparse.Namespace) -> int:
     problem = _train_usage_error(args)
     if problem:
         print(f"trivd train: {problem}", file=sys.stderr)
@@ -226,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         return job
     from trivd_core.train.lock import RunLock, RunLocked
 
+    new_dir = not resume and not run_dir.exists()  # made by this run: removed again if it ends holding nothing
     lock = RunLock(run_dir) if job[0] == 0 else None  # process 0 writes the run directory
     try:
         if lock is not None:
@@ -238,9 +256,21 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             lock.release()
+            if new_dir:
+                _remove_if_empty(run_dir)
     if job[1] > 1:
         _leave_job(backend_name, code)
     return code
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a run directory this run made when it holds no checkpoint: a start that failed or was interrupted
+    leaves no folder that ``--resume`` cannot read and ``trivd eval`` does not recognise."""
+    import shutil
+
+    if not run_dir.is_dir() or any((run_dir / rundir.CHECKPOINTS).glob("step_*.json")):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)  # quietly: the line that said why the run stopped stays the last
 
 
 def _join_job(args, backend_name, config, *, run_dir_given, devices):
@@ -316,6 +346,8 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         print(f"trivd train: {run_dir} already holds checkpoints; use --resume {run_dir} or another --run-dir",
               file=sys.stderr)
         return 2
+    from trivd_core.train.loop import STOP
+
     opts["threads"] = setup_threads("train", args.threads, (saved or {}).get("args", {}).get("threads"), say=writer)[0]
     try:
         backend = backends.load(backend_name)
@@ -326,6 +358,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         print(f"trivd train: --backend {backend_name}: {getattr(backend, 'no_engine', 'it has no training engine')}",
               file=sys.stderr)
         return 2
+    STOP.check()  # a signal whose exception was dropped on the way (see StopRequest)
     try:
         # the backend picks its compile policy from the run's length and, on --resume, from the run's record
         engine = backend.engine(config, devices=opts.get("devices"), steps=opts["steps"],
@@ -333,6 +366,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
     except (ValueError, TypeError) as exc:
         print(f"trivd train: {exc}", file=sys.stderr)
         return 2
+    STOP.check()  # a signal whose exception was dropped on the way (see StopRequest)
     try:
         dataset = make_dataset(opts["data"], resolution=config.resolution, t=config.t_total, channels=config.channels,
                                split="train", seed=opts["seed"], **opts.get("data_options", {}))
@@ -347,6 +381,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         print(f"trivd train: --data {opts['data']}: {len(dataset)} clips, fewer than the batch of {config.batch_size} "
               f"(--batch-size N{more}, or more data)", file=sys.stderr)
         return 2
+    STOP.check()  # a signal whose exception was dropped on the way (see StopRequest)
     gate = None
     skipped = bool(args.skip_conformance)
     if not skipped:
@@ -370,6 +405,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
         except (DataError, ValueError) as exc:
             print(f"trivd train: validation set: {exc}", file=sys.stderr)
             return 2
+    STOP.check()  # a signal whose exception was dropped on the way (see StopRequest)
     saved_args = {k: opts[k] for k in ("config", "data", "data_options", "backend", "steps", "seed", "sample_every",
                                         "ckpt_every", "log_every", "keep", "devices", "eval_every", "eval_clips",
                                         "threads")

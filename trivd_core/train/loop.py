@@ -33,6 +33,8 @@ one is already of that step) and ``status.json`` says what happened:
   last completed step;
 * ``interrupted`` 130: Ctrl-C (SIGINT); ``terminated`` 143: SIGTERM (``kill``, SLURM
   preemption, ``docker stop``); both finish the current step first (a second signal stops at once).
+  A signal before the first step stops the start at its next stage (``KeyboardInterrupt`` out of
+  :func:`train`, nothing written; :class:`StopRequest`).
 
 Any other exception is re-raised after the same save (``status.json``: ``failed``).
 The run directory is held with :class:`~trivd_core.train.lock.RunLock` for the
@@ -81,7 +83,8 @@ from .checkpoint import (
 )
 from .lock import RunLock
 
-__all__ = ["TrainOptions", "TrainResult", "GateRefused", "EXIT_CODES", "InputSampler", "train", "loop_rng"]
+__all__ = ["TrainOptions", "TrainResult", "GateRefused", "EXIT_CODES", "InputSampler", "train", "loop_rng", "StopRequest",
+           "STOP"]
 
 EXIT_CODES = {"done": 0, "failed": 1, "nonfinite": 3, "data_error": 4, "disk_full": 5, "process_lost": 6,
               "interrupted": 130, "terminated": 143}
@@ -181,34 +184,82 @@ class InputSampler:
         self.rng.bit_generator.state = state["rng"]
 
 
-class _Interrupt:
-    """SIGINT / SIGTERM -> a flag checked between steps (a second signal raises KeyboardInterrupt at once)."""
+class StopRequest:
+    """SIGINT / SIGTERM of the whole ``trivd train`` process: a flag, checked where stopping is safe.
+
+    Installed once, as early as possible (the command installs it before it imports a framework;
+    :func:`train` installs it if nobody did), and kept until the outermost holder leaves.  The first
+    signal only sets the flag and says what happens next; it raises nothing, because an exception
+    raised at an arbitrary moment is not safe: Python drops one raised inside a garbage-collector
+    callback (XLA registers one, and the run trained on), and one raised while a framework's native
+    library is being imported or initialised crashed the process (SIGSEGV / SIGABRT, measured).
+    The flag is tested between the stages of the start (:meth:`check`: nothing trained, exit 130 /
+    143) and by the loop before each step (the step in flight completes and is saved).  A second
+    signal raises ``KeyboardInterrupt`` at once - the user insists.
+    """
 
     _SIGNALS = {signal.SIGINT: ("interrupted", "interrupt (Ctrl-C)"),
                 signal.SIGTERM: ("terminated", "SIGTERM")}
 
     def __init__(self):
         self.requested: str | None = None  # the status the run will end with
+        self.stepping = False  # a step has completed: the first signal finishes the step and saves it
         self._old: dict = {}
+        self._depth = 0
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self._SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handler)
+        if self._depth == 0:
+            self.requested, self.stepping = None, False
+            if threading.current_thread() is threading.main_thread():
+                for sig in self._SIGNALS:
+                    self._old[sig] = signal.signal(sig, self._handler)
+        self._depth += 1
         return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            for sig, old in self._old.items():
+                signal.signal(sig, old)
+            self._old.clear()
+        return False
+
+    def request(self, signum) -> None:
+        """Take a signal that arrived before this object was installed (``signum``) as if it had come now."""
+        self.requested = self.requested or self._SIGNALS[signal.Signals(signum)][0]
 
     def _handler(self, signum, frame):
         status, what = self._SIGNALS[signal.Signals(signum)]
         if self.requested:
-            raise KeyboardInterrupt
+            if not _in_gc_callback(frame):  # Python would print the exception and drop it
+                raise KeyboardInterrupt
+            return
         self.requested = status
-        print(f"\ntrivd train: {what} received - finishing this step and writing a checkpoint "
-              "(send it again to stop at once)", file=sys.stderr, flush=True)
+        then = ("finishing this step and writing a checkpoint" if self.stepping else
+                "stopping before the first step (as soon as the current stage - an import, the gate, a compilation "
+                "- returns)")
+        print(f"\ntrivd train: {what} received - {then} (send it again to stop at once)", file=sys.stderr, flush=True)
 
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        return False
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a signal came."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+def _in_gc_callback(frame) -> bool:
+    """Whether ``frame`` runs inside one of the garbage collector's callbacks (``gc.callbacks``)."""
+    import gc
+
+    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks} - {None}
+    while frame is not None and codes:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: the one stop request of this process (signals are per process)
+STOP = StopRequest()
 
 
 class _NotTheWriter(Exception):
@@ -270,7 +321,7 @@ def train(engine, config: Config, loader, options: TrainOptions, *, resume: bool
     when another process holds ``run_dir``.
     """
     writer = getattr(engine, "process_index", 0) == 0
-    with (RunLock(options.run_dir) if writer else contextlib.nullcontext()) as lock:
+    with STOP, (RunLock(options.run_dir) if writer else contextlib.nullcontext()) as lock:
         log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         if lock is not None and lock.stale:
             log(f"trivd train: {options.run_dir} held a stale lock of a run that ended without releasing it "
@@ -300,6 +351,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         ok, report = gate()
         if not ok:
             raise GateRefused(report)
+    STOP.check()  # a signal during the gate, whose exception a callback may have dropped
     barrier("trivd: start")  # process 0 has cleaned the folder: the others may read it
     sampler = InputSampler(config, loader, loop_rng(options.seed))
     if resume:
@@ -336,6 +388,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
 
     good = (ts, step, sampler.state())
     last_ckpt = [latest_checkpoint(ckpt_dir)]
+    STOP.check()
 
     def checkpoint(state) -> Path | None:
         ts_, step_, st = state
@@ -422,7 +475,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
     from .engine import ProcessLost
 
     try:
-        with _Interrupt() as interrupt, (metrics_path.open("a", encoding="utf-8") if writer
+        with STOP as interrupt, (metrics_path.open("a", encoding="utf-8") if writer
                                          else open(os.devnull, "w", encoding="utf-8")) as mlog:
             try:
                 # One step in flight: step k + 1 is dispatched before step k's metrics are read, so that an
@@ -445,6 +498,7 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
                         return False
                     step = p[1]
                     steps_done += 1
+                    interrupt.stepping = True  # a completed step to save: a first signal finishes the next one
                     good = (p[0], p[1], p[2])
                     last = metrics
                     if step % options.log_every == 0 or step == options.steps:
@@ -582,6 +636,8 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         last_ckpt[0] = newest
         message += (f"; nothing half-written was left; the newest intact checkpoint is "
                     f"{newest if newest else 'none'}; free some space and resume with --resume {run_dir}")
+    elif status in ("interrupted", "terminated") and good[1] == 0:
+        message = f"{status} before the first step; nothing was trained"
     elif status in ("interrupted", "terminated"):
         message = f"{status} at step {good[1]}; {saved_note or 'no step completed'}; resume with --resume {run_dir}"
     elif status in ("nonfinite", "data_error"):
