@@ -362,18 +362,19 @@ def run_child(spec: dict, timeout: float, threads: int | None = None) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def _command_line(argv: list[str]) -> str:
-    return "python -m benchmarks" + ("" if not argv else " " + " ".join(shlex.quote(a) for a in argv))
+def _command_line(argv: list[str], prog: str = "python -m benchmarks") -> str:
+    return prog + ("" if not argv else " " + " ".join(shlex.quote(a) for a in argv))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m benchmarks`` and ``trivd bench``; returns the exit status (0 ok, 1 failures)."""
+def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks") -> int:
+    """Entry point of ``python -m benchmarks`` and ``trivd bench`` (``prog``: the command the report names, as the
+    user typed it); returns the exit status (0 ok, 1 failures)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     plan = make_plan(args)
     out_dir = args.out or Path("bench") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     t_start = time.perf_counter()
-    results = {"schema": "trivd-bench/1", "command": _command_line(argv), "args": vars(args) | {"out": str(out_dir)},
+    results = {"schema": "trivd-bench/1", "command": _command_line(argv, prog), "args": vars(args) | {"out": str(out_dir)},
                "plan": plan, "machine": machine_info(), "backends": {}}
     items = step_items(plan)
     print(f"trivd bench: config {plan['config']}, batch {plan['batch']}, backends {', '.join(args.backends)}"

@@ -153,3 +153,30 @@ def test_old_import_paths_still_work_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match="trivd_core.train.gate moved to conformance.gate"):
         from trivd_core.train.gate import MODEL_TOL
     assert MODEL_TOL == gate.MODEL_TOL
+
+
+def test_messages_say_what_is_true(capsys, monkeypatch):
+    """The train help names its real default config, the data-path error lists the default source, the bench report
+    names the command as typed, and info prints a backend's whole reason (no cut at 90 characters)."""
+    import argparse
+
+    from benchmarks.run import _command_line
+    from trivd_core.data import DataError, make_dataset
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    train_help = next(c.help for c in sub._choices_actions if c.dest == "train")  # noqa: SLF001
+    assert "demo config" in train_help and "tiny" not in train_help
+    with pytest.raises(DataError, match="'synthetic:demo' \\(the default\\)"):
+        make_dataset("no/such/folder")
+    assert _command_line(["--quick"], "trivd bench") == "trivd bench --quick"
+    import backends
+
+    hint = "install it with: python -m pip install -e '.[torch]' (the CPU build; see README, Install) - " + "x" * 60
+
+    def load(name, **kw):
+        raise backends.BackendUnavailable(hint)
+
+    monkeypatch.setattr(backends, "load", load)
+    capsys.readouterr()
+    cli.main(["info"])
+    assert hint in capsys.readouterr().out

@@ -17,4 +17,4 @@ def run(argv: list[str]) -> int:
         rest = [*rest, "--threads", str(default_threads())]  # the children would oversubscribe otherwise
         print(f"trivd bench: --threads {rest[-1]} (the CPUs not already busy; pass --threads N to change)",
               file=sys.stderr, flush=True)
-    return int(bench_run.main(rest) or 0)
+    return int(bench_run.main(rest, prog="trivd bench") or 0)

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             f64 = "float64" if b.supports_float64 else "float32 only"
             print(f"  {name:<8} available   {f64:<13} fast paths: {', '.join(fast) or '-'}")
         except Exception as exc:  # a backend that cannot start is reported, not fatal
-            print(f"  {name:<8} unavailable ({exc.__class__.__name__}: {str(exc).splitlines()[0][:90]})")
+            print(f"  {name:<8} unavailable ({exc.__class__.__name__}: {str(exc).splitlines()[0]})")
     try:
         from trivd_core.cells import KINDS  # noqa: PLC0415
 

@@ -28,7 +28,7 @@ DEFAULT_EVAL_CLIPS = 32
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model (default: tiny config, synthetic data, JAX); see docs/training.md")
+    p = sub.add_parser("train", help="train a model (default: the demo config on synthetic:demo data, JAX); see docs/training.md")
     p.add_argument("--config", default=None, metavar="NAME|FILE",
                    help="a registered config (default: demo; see trivd info) or a .json/.toml file of config fields "
                         "(optionally base = \"NAME\")")

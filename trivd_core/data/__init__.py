@@ -111,7 +111,8 @@ def make_dataset(
                       split=split)
     path = Path(text)
     if not path.exists():
-        raise DataError(f"dataset path {text!r} does not exist (nor is it 'synthetic' or 'synthetic:pan')")
+        raise DataError(f"dataset path {text!r} does not exist (nor is it one of 'synthetic:demo' (the default), "
+                        "'synthetic', 'synthetic:pan')")
     if path.is_file() and path.suffix.lower() in (".npy", ".npz"):
         return _build(ArrayDataset, text, options, path, resolution=resolution, t=t, channels=channels, split=split)
     if path.is_dir():
