@@ -14,6 +14,8 @@ torch env (tests/test_tutorial_motion.py); the others need NumPy and matplotlib 
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from _test_helpers import CHAPTERS, TUTORIAL, check_figures, figures_named, run_chapter
 
@@ -88,3 +90,21 @@ def test_a_chapter_that_breaks_fails_the_test(tmp_path):
     script.write_text(broken, encoding="utf-8")
     done = run_chapter(script, tmp_path)
     assert done.returncode != 0 and "AssertionError" in done.output, done.output[-2000:]
+
+
+def test_a_chapter_run_by_hand_leaves_the_committed_figures_alone(tmp_path):
+    """Run as the tutorial's README says (no TRIVD_TUTORIAL_OUT): the figures go to ./tutorial-figures/, and
+    docs/tutorial/img/ is untouched (same bytes)."""
+    import os
+    import subprocess
+
+    script = TUTORIAL / "01_warping.py"
+    img = TUTORIAL / "img"
+    before = {p.name: p.read_bytes() for p in img.iterdir()}
+    env = {k: v for k, v in os.environ.items() if k != "TRIVD_TUTORIAL_OUT"}
+    env.update(TRIVD_TUTORIAL_QUICK="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {p.name: p.read_bytes() for p in img.iterdir()} == before
+    assert (tmp_path / "tutorial-figures" / "01_kernels.png").is_file()

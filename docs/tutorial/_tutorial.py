@@ -1,7 +1,9 @@
 """What the tutorial scripts share: where figures go, the quick mode of the test, one way to save a figure.
 
-* ``TRIVD_TUTORIAL_OUT``: the folder the figures are written to (default: ``img/`` beside the
-  scripts, where the rendered figures are committed).
+* ``TRIVD_TUTORIAL_OUT``: the folder the figures are written to (default: ``tutorial-figures/`` in
+  the current folder, so that running a chapter leaves the committed figures alone).
+* ``TRIVD_TUTORIAL_UPDATE=1``: write into ``img/`` beside the scripts instead - the committed figures,
+  regenerated on purpose (``tests/test_tutorial.py`` checks them against the code).
 * ``TRIVD_TUTORIAL_QUICK=1``: smaller sizes and fewer steps, so that ``tests/test_tutorial.py`` runs
   every chapter in seconds; the pictures are then smaller, the code path the same.
 """
@@ -15,7 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-OUT = Path(os.environ.get("TRIVD_TUTORIAL_OUT") or HERE / "img")
+OUT = Path(os.environ.get("TRIVD_TUTORIAL_OUT") or
+           (HERE / "img" if os.environ.get("TRIVD_TUTORIAL_UPDATE") == "1" else Path.cwd() / "tutorial-figures"))
 QUICK = os.environ.get("TRIVD_TUTORIAL_QUICK") == "1"
 OUT.mkdir(parents=True, exist_ok=True)
 
