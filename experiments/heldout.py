@@ -32,7 +32,7 @@ def main(argv=None):
     import backends
     from trivd_core.data import make_dataset
     from trivd_core.evaluate import open_run
-    from trivd_core.train.validation import ValidationSet, blur_baseline, make_predict_fn, validate
+    from trivd_core.train.validation import ValidationSet, make_predict_fn, validate_batched
 
     run = open_run(args.run)
     cfg = run.config
@@ -45,22 +45,9 @@ def main(argv=None):
         ds = make_dataset(run.data or "synthetic:demo", resolution=cfg.resolution, t=cfg.t_total,
                           channels=cfg.channels, split="test", seed=seed, **run.data_options)
         full = ValidationSet.from_dataset(ds, cfg, n_clips=args.clips)
-        recs = []
-        for i in range(0, full.cond.shape[0], args.batch):
-            part = ValidationSet(full.cond[i:i + args.batch], full.truth[i:i + args.batch],
-                                 None if full.tracks is None else full.tracks[i:i + args.batch])
-            recs.append((part.cond.shape[0], validate(predict_fn, run.tree, part, cfg)))
-        n = sum(k for k, _ in recs)
-
-        def avg(key, recs=recs, n=n):
-            vals = [(k, r[key]) for k, r in recs if r.get(key) is not None]
-            if not vals:
-                return None
-            return (np.sum([k * np.asarray(v, float) for k, v in vals], axis=0) / sum(k for k, _ in vals)).tolist()
-
-        mse, copy = avg("mse"), avg("copy_mse")
-        blur, sigma = blur_baseline(full.cond[:, -1], full.truth[:, -1])
-        ssim, cssim, mot = avg("ssim"), avg("copy_ssim"), avg("motion_agreement")
+        rec = validate_batched(predict_fn, run.tree, full, cfg, batch=args.batch)
+        n, mse, copy, blur, sigma = rec["clips"], rec["mse"], rec["copy_mse"], rec["blur_mse_last"], rec["blur_sigma"]
+        ssim, cssim, mot = rec["ssim"], rec["copy_ssim"], rec.get("motion_agreement")
         row = (f"| {seed} | {n} | {' / '.join(f'{v:.4f}' for v in mse)} | {' / '.join(f'{v:.4f}' for v in copy)} | "
                f"{np.mean(mse) / np.mean(copy):.2f} | {mse[-1]:.4f} / {blur:.4f} (sigma {sigma:g}) | "
                f"{np.mean(ssim):.3f} / {np.mean(cssim):.3f} | {'-' if mot is None else f'{mot:.2f}'} |")

@@ -660,3 +660,32 @@ def test_generate_return_warps_does_not_change_frames():
         np.testing.assert_allclose(warps[f"stage{i}"]["W"].sum(-1), 1.0, atol=1e-5)  # convex weights (softmax)
     with pytest.raises(TypeError, match="return_warps"):
         generator.generate(params, state, cond, z, train=False, return_warps=1)
+
+
+def test_eval_reports_the_readme_figures_by_the_validation_protocol(tmp_path, capsys):
+    """eval.json's ``validation``: MSE per predicted frame of the model (EMA, z = 0, batch statistics) and of
+    copy-last-frame, their ratio, the best static blur, with N - each recomputed here from the clips by hand."""
+    from trivd_core import generator
+
+    run = make_run(tmp_path / "run", data="synthetic:demo")
+    out = tmp_path / "ev"
+    assert main(["eval", "--checkpoint", str(run), "--backend", "numpy", "--num-samples", "12", "--no-fvd",
+                 "--no-progress", "--workers", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rec = json.loads((out / "eval.json").read_text())["validation"]
+    ds = make_dataset("synthetic:demo", resolution=CFG.resolution, t=CFG.t_total, channels=CFG.channels,
+                      split="test", seed=0)
+    clips = np.stack([ds.clip(i) for i in range(12)]).astype(np.float64)
+    cond, truth = clips[:, :CFG.t_cond], clips[:, CFG.t_cond:]
+    copy = np.mean((cond[:, -1:] - truth) ** 2, axis=(0, 2, 3, 4))
+    tree = open_run(run).tree
+    state = {k: v for k, v in tree["g_state"].items() if k != "standing"}
+    pred, _ = generator.generate(tree["ema"], state, cond.astype(np.float32), np.zeros((12, CFG.z_dim), np.float32),
+                                 train=False, standing=False)
+    mse = np.mean((np.asarray(pred, np.float64) - truth) ** 2, axis=(0, 2, 3, 4))
+    assert rec["clips"] == 12
+    np.testing.assert_allclose(rec["copy_mse"], copy, rtol=1e-6)
+    np.testing.assert_allclose(rec["mse"], mse, rtol=1e-4)  # float32 forward, float64 sums
+    assert rec["mse_ratio"] == pytest.approx(mse.mean() / copy.mean(), rel=1e-4)
+    assert rec["blur_mse_last"] <= np.mean((cond[:, -1] - truth[:, -1]) ** 2) + 1e-12  # sigma 0 is a candidate
+    assert f"(x{rec['mse_ratio']:.2f})" in printed and "12 clips, validation protocol" in printed

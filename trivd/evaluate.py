@@ -7,6 +7,7 @@ baseline, and FVD/IS with I3D weights; it writes ``eval.json`` and plots (docs/e
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -152,6 +153,17 @@ def _extractor_backend(path, model_backend):
     return model_backend
 
 
+def _finite_or_none(x):
+    """JSON has no infinity: a non-finite figure (the PSNR of an exact copy) is written as null."""
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite_or_none(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 def run(args: argparse.Namespace) -> int:
     """``trivd eval``: 0 with the report written, 2 on a usage or data error."""
 
@@ -238,6 +250,11 @@ def run(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, seed=args.seed, extractor=extractor,
                           progress=not args.no_progress, workers=args.workers,
                           log=lambda m: print(m, file=sys.stderr), ssim_protocol=args.ssim_protocol)
+        # the figures the README quotes, by training's validation protocol (EMA, z = 0, each batch's statistics)
+        from trivd_core.train.validation import ValidationSet, make_predict_fn, validate_batched
+
+        vset = ValidationSet.from_dataset(dataset, cfg, n_clips=args.num_samples)
+        headline = validate_batched(make_predict_fn(model.backend, ema=model.ema), run.tree, vset, cfg, batch=64)
     except (EvalError, DataError) as exc:
         print(f"trivd eval: {exc}", file=sys.stderr)
         return 2
@@ -259,6 +276,10 @@ def run(args: argparse.Namespace) -> int:
         "resolution": cfg.resolution,
         **result,
     }
+    record["validation"] = {"protocol": "the training run's validation: EMA (or --no-ema) weights, z = 0, batch "
+                                        "statistics of each batch of 64 clips; MSE per predicted frame, copy-last-frame, "
+                                        "best static blur of the last conditioning frame, motion agreement",
+                            **_finite_or_none(headline)}
     if fvd_reason is not None:
         record["fvd_reason"] = fvd_reason
     if i3d_record is not None:
@@ -272,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"trivd eval: {record['num_samples']} clips: SSIM model {f(m['ssim_mean'])} vs copy {f(c['ssim_mean'])}, "
           f"PSNR model {f(m['psnr_mean'], 2)} dB vs copy {f(c['psnr_mean'], 2)} dB")
+    from trivd_core.train.validation import summary_line
+
+    print(f"trivd eval: {headline['clips']} clips, validation protocol (z = 0): {summary_line(headline)}")
     if record["fvd"]:
         fv, score = record["fvd"], record["inception_score"]
         print(f"trivd eval: FVD (N={fv['samples']}) model {fv['model']:.1f} vs copy {fv['copy_baseline']:.1f}, real vs "

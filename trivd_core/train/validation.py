@@ -159,6 +159,35 @@ def validate(predict_fn: Callable, tree, vset: ValidationSet, config, *, stages=
     return out
 
 
+def validate_batched(predict_fn: Callable, tree, vset: ValidationSet, config, *, batch: int = 64) -> dict:
+    """:func:`validate` over ``vset`` in batches of ``batch`` clips (G's batch statistics are each batch's, as in
+    training's validation), the per-frame means weighted by the clips of each batch; ``clips`` = N.
+
+    The blur baseline is computed once over all clips; ``mse_ratio`` is the ratio of the weighted means.
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"validate_batched(): argument 'batch' must be a positive int, got {batch!r}")
+    recs = []
+    for i in range(0, vset.cond.shape[0], batch):
+        part = ValidationSet(vset.cond[i:i + batch], vset.truth[i:i + batch],
+                             None if vset.tracks is None else vset.tracks[i:i + batch])
+        recs.append((part.cond.shape[0], validate(predict_fn, tree, part, config)))
+    n = sum(k for k, _ in recs)
+
+    def avg(key):
+        vals = [(k, r[key]) for k, r in recs if r.get(key) is not None]
+        if not vals:
+            return None
+        mean = np.sum([k * np.asarray(v, float) for k, v in vals], axis=0) / sum(k for k, _ in vals)
+        return mean.tolist() if np.ndim(mean) else float(mean)
+
+    out = {key: avg(key) for key in recs[0][1] if key not in ("mse_ratio", "blur_mse_last", "blur_sigma")}
+    out["mse_ratio"] = float(np.mean(out["mse"]) / max(np.mean(out["copy_mse"]), 1e-12))
+    out["blur_mse_last"], out["blur_sigma"] = vset.blur()
+    out["clips"] = n
+    return out
+
+
 def summary_line(rec) -> str:
     """One line: model vs copy MSE and SSIM (means over the predicted frames), blur, motion agreement."""
     parts = [f"MSE {np.mean(rec['mse']):.4f} vs copy {np.mean(rec['copy_mse']):.4f} (x{rec['mse_ratio']:.2f})",
