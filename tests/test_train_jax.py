@@ -456,7 +456,6 @@ def test_a_device_error_in_every_process_of_a_jax_job_is_itself_not_a_lost_proce
     """A runtime error whose status words the old classifier read as a lost peer ("DEADLINE_EXCEEDED"), raised by
     the step of both processes of a 2-process `trivd train` job: exit 1 in both, that message and a traceback in
     both logs, no "stopped answering"."""
-    import json
 
     script = tmp_path / "job.py"
     script.write_text(_INJECT_DEVICE_ERROR)
@@ -480,5 +479,4 @@ def test_a_device_error_in_every_process_of_a_jax_job_is_itself_not_a_lost_proce
         assert code == 1, (p, code, text[-3000:])
         assert "the device did not finish the program (injected by the test)" in text, (p, text[-3000:])
         assert "Traceback" in text and "stopped answering" not in text, (p, text[-3000:])
-    status = json.loads((run / "status.json").read_text())
-    assert status["status"] == "failed" and status["exit_code"] == 1
+    assert not run.exists()  # no step completed: the new run directory is removed, not left as a trap
