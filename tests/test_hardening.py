@@ -373,6 +373,63 @@ def test_a_folder_whose_first_files_are_not_videos_trains_and_counts_the_skips(t
     assert recs[-1]["data_skipped"] == st["data_skipped"]
 
 
+def test_data_warnings_print_once_as_one_line_and_count_files_not_clip_indices(tmp_path):
+    """``trivd train`` on a folder with one text file among three videos, four clips per video.
+
+    The old loader warned twice per source (``warnings.warn``, shown with the raising code line, and
+    the logger's last-resort handler) and counted clip indices: 4 "distinct sources" for one file.
+    """
+    pytest.importorskip("torch")
+    root = _video_folder(tmp_path / "videos", n_good=3, bad=("000.mp4",))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "trivd", "train", "--backend", "torch", "--data", str(root),
+                          "--data-option", "clips_per_video=4", "--skip-conformance", "--no-progress",
+                          "--eval-every", "0", "--steps", "2", "--workers", "0", "--sample-every", "2",
+                          "--run-dir", str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    mentions = [line for line in res.stderr.splitlines() if "000.mp4" in line]
+    assert len(mentions) == 1, mentions
+    assert mentions[0].startswith("trivd train: warning: skipped unreadable source 000.mp4"), mentions
+    assert "warnings.warn" not in res.stderr and ".py:" not in res.stderr, res.stderr[-3000:]
+    summary = [line for line in res.stdout.splitlines() if "unreadable clip(s) were skipped" in line]
+    assert len(summary) == 1 and "(1 distinct source(s)" in summary[0], res.stdout
+    assert _status(tmp_path / "run")["data_skipped_sources"] == 1
+
+
+class _NamedClips:
+    """Clip ``i`` of video ``i // per`` is filled with that video's number; video ``bad`` cannot be read."""
+
+    def __init__(self, videos, per, bad=None):
+        self.videos, self.per, self.bad = videos, per, bad
+
+    def __len__(self):
+        return self.videos * self.per
+
+    def describe(self, i):
+        return f"v{i // self.per}.mp4"
+
+    def clip(self, i, rng):
+        from trivd_core.data import SkipClip
+
+        if i // self.per == self.bad:
+            raise SkipClip("not a video", permanent=True)
+        return np.full((2, 1, 1, 1), i // self.per, np.float32)
+
+
+@pytest.mark.parametrize("videos, per, bad, n, expected", [
+    (4, 3, None, 4, [0, 1, 2, 3]),        # four videos, three clips each: four different videos
+    (4, 3, 1, 4, [0, 2, 3, 0]),           # one unreadable: the three others, then a second clip of the first
+    (2, 3, None, 5, [0, 1, 0, 0, 1]),     # fewer videos than clips: index order after one of each
+    (6, 1, None, 3, [0, 1, 2]),           # one clip per video: the first n, as before
+])
+def test_fixed_clips_show_different_videos_first(videos, per, bad, n, expected):
+    from trivd_core.data import readable_clips
+
+    clips, skipped = readable_clips(_NamedClips(videos, per, bad), n, np.random.default_rng(0))
+    assert [int(c.flat[0]) for c in clips] == expected
+    assert [i for i, _ in skipped] == ([per * bad] if bad is not None else [])  # a bad video is tried once
+
+
 def test_an_all_corrupt_folder_is_a_data_error(tmp_path):
     from trivd_core.data import make_dataset
 

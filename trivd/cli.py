@@ -18,9 +18,11 @@ Results go to stdout, logs and progress to stderr; usage errors exit 2 with one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
+import warnings
 
 __all__ = ["main", "build_parser"]
 
@@ -57,6 +59,36 @@ def _front_end(command: str):
 def main(argv: list[str] | None = None) -> int:
     """Run ``trivd`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in _MODULES else None
+    with _warnings_in_words(f"trivd {command}" if command else "trivd"):
+        return _main_with_signals(argv)
+
+
+@contextlib.contextmanager
+def _warnings_in_words(prog: str):
+    """Show a data warning (:class:`~trivd_core.data.DataWarning`) as one line ``<prog>: warning: <message>``.
+
+    Python's default display adds the file and code line that raised it, which says nothing to a user of
+    the command; other warnings keep that display (they are for developers).
+    """
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        from trivd_core.data import DataWarning  # imported by then: only trivd_core.data warns with it
+
+        if issubclass(category, DataWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr if file is None else file, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+def _main_with_signals(argv: list[str]) -> int:
     try:
         pending = _import_quietly(argv[0] if argv and argv[0] in _MODULES else None)
         if pending:

@@ -52,23 +52,47 @@ class SkipClip(Exception):
 
 
 def readable_clips(dataset, n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[tuple[int, str]]]:
-    """The first ``n`` clips of ``dataset`` that can be read, in index order: ``(clips, skipped)``.
+    """The first ``n`` clips of ``dataset`` that can be read, one per source first: ``(clips, skipped)``.
 
-    ``skipped`` lists ``(index, reason)`` of the sources that raised :class:`SkipClip` on the way (the same
-    rule as the loader's: an unreadable source is passed over, never a crash).  Fewer than ``n`` clips come
-    back only when the dataset has fewer readable ones; none at all is a :class:`DataError`.
+    Indices are visited in order, but an index whose source (``dataset.describe(index)``:
+    the file of a video folder with ``clips_per_video > 1``) already gave a clip - or
+    already failed - is put off until every source had its turn; so ``n`` clips show ``n``
+    different videos whenever the dataset has that many.  ``skipped`` lists
+    ``(index, reason)`` of the indices that raised :class:`SkipClip` on the way (the same
+    rule as the loader's: an unreadable source is passed over, never a crash).  Fewer
+    than ``n`` clips come back only when the dataset has fewer readable ones; none at
+    all is a :class:`DataError`.
     """
-    clips, skipped = [], []
-    for i in range(len(dataset)):
-        if len(clips) == n:
-            break
+    describe = getattr(dataset, "describe", None)
+    clips, skipped, later = [], [], []
+    seen: set[str] = set()  # sources tried once (read or failed)
+    bad: set[str] = set()
+
+    def take(i: int, source) -> None:
         try:
             clips.append(dataset.clip(i, rng))
         except SkipClip as exc:
             skipped.append((i, str(exc)))
+            if source is not None and getattr(exc, "permanent", False):
+                bad.add(source)
+
+    for i in range(len(dataset)):
+        if len(clips) == n:
+            break
+        source = describe(i) if describe is not None else None
+        if source is not None and source in seen:
+            later.append((i, source))
+            continue
+        if source is not None:
+            seen.add(source)
+        take(i, source)
+    for i, source in later:  # the second and further clips of sources, in index order
+        if len(clips) == n:
+            break
+        if source not in bad:
+            take(i, source)
     if not clips:
-        describe = getattr(dataset, "describe", str)
-        shown = "; ".join(f"{describe(i)}: {r}" for i, r in skipped[:3])
+        shown = "; ".join(f"{describe(i) if describe else i}: {r}" for i, r in skipped[:3])
         raise DataError(f"none of the {len(dataset)} sources could be read ({shown}"
                         f"{'; ...' if len(skipped) > 3 else ''})")
     return clips, skipped

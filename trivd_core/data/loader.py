@@ -13,9 +13,11 @@ Unreadable sources.  When ``dataset.clip`` raises :class:`SkipClip`, the sample 
 made from another index, drawn from a generator seeded with
 ``(epoch key, p, attempt)`` as well, up to ``max_retries`` times (then a
 :class:`DataError` says the dataset looks broken).  Every skip is counted
-(``skipped``; distinct sources in ``skipped_sources``) and each source is warned about
-once (:class:`DataWarning` and the ``trivd_core.data`` logger), when the batch that
-needed the substitution is handed out.
+(``skipped``); the distinct sources - files for a video folder, whatever
+``dataset.describe(index)`` names, so the several clip indices of one video count
+once - are in ``skipped_sources``, and each is warned about once, when the batch that
+needed the substitution is handed out.  The warning is a :class:`DataWarning` only
+(``logging.captureWarnings(True)`` routes it to logging), so it prints once.
 
 Resume.  :meth:`state_dict` holds the epoch, the position (batches handed out in
 this epoch), the generator state at the start of the epoch, the skip count and a
@@ -39,7 +41,6 @@ module again: a script that builds a process loader needs the usual
 from __future__ import annotations
 
 import copy
-import logging
 import multiprocessing
 import warnings
 from collections import deque
@@ -53,7 +54,6 @@ from .base import ClipDataset, DataError, DataWarning, SkipClip
 
 __all__ = ["Loader"]
 
-log = logging.getLogger("trivd_core.data")
 
 STATE_FORMAT = "trivd.data.loader/1"
 
@@ -167,7 +167,7 @@ class Loader:
         if self._batches == 0:
             raise DataError(f"the dataset has {n} clips, fewer than batch_size={self.batch_size} (drop_last=True)")
         self.skipped = 0
-        self.skipped_sources: set[int] = set()
+        self.skipped_sources: set[str] = set()  # dataset.describe(index) of each skipped index
         self._executor: Executor | None = None
         self._pending: deque[tuple[int, int, list]] = deque()
         self._reset(0, 0, np.random.default_rng(self.seed).bit_generator.state)
@@ -286,14 +286,14 @@ class Loader:
     def _report(self, skips: list[tuple[int, str]]) -> None:
         for index, reason in skips:
             self.skipped += 1
-            if index not in self.skipped_sources:
-                self.skipped_sources.add(index)
+            source = self.dataset.describe(index)
+            if source not in self.skipped_sources:
+                self.skipped_sources.add(source)
                 msg = (
-                    f"skipped unreadable source {self.dataset.describe(index)} ({reason}); "
+                    f"skipped unreadable source {source} ({reason}); "
                     f"{self.skipped} skip(s), {len(self.skipped_sources)} distinct source(s) so far"
                 )
                 warnings.warn(msg, DataWarning, stacklevel=3)
-                log.warning(msg)
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict:
@@ -325,7 +325,9 @@ class Loader:
             raise DataError(f"loader state was saved for another dataset: {state['dataset']} != {fp}")
         self.seed = int(state["seed"])
         self.skipped = int(state["skipped"])
-        self.skipped_sources = set(state["skipped_sources"])
+        # names; a state written when indices were kept holds ints: name them the same way
+        self.skipped_sources = {s if isinstance(s, str) else self.dataset.describe(int(s))
+                                for s in state["skipped_sources"]}
         self._reset(int(state["epoch"]), int(state["position"]), copy.deepcopy(state["rng"]))
 
     # ------------------------------------------------------------------ lifetime

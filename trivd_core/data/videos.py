@@ -306,8 +306,7 @@ class VideoFolderDataset(ClipDataset):
             from .base import DataWarning
 
             msg = f"{self.missing} file(s) listed in {split_file} do not exist under {root} and are ignored"
-            warnings.warn(msg, DataWarning, stacklevel=2)
-            log.warning(msg)
+            warnings.warn(msg, DataWarning, stacklevel=2)  # once: not to the logger as well
         if not self.files:
             raise DataError(f"no video files ({', '.join(extensions)}) under {str(self.root)!r}")
         self._bad: dict[int, str] = {}
