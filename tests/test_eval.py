@@ -378,6 +378,21 @@ def test_plot_fallback_draws_curves_and_labels(tmp_path):
     assert iio.imread(paths["psnr"]).shape[-1] in (3, 4)
 
 
+def test_the_eval_plots_label_whole_frames_and_decibels(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("matplotlib")
+    from trivd_core.media import LABELS_KEY
+
+    rec = {"best_of": 3, "model": {"ssim": [0.9, 0.8, 0.7], "psnr": [30.0, 25.0, 22.0]},
+           "copy_baseline": {"ssim": [0.8, 0.7, 0.6], "psnr": [25.0, 21.0, 19.0]}}
+    paths = write_report(tmp_path, rec, title="t")
+    psnr = json.loads(Image.open(paths["psnr"]).text[LABELS_KEY])  # read back from the drawn axes
+    assert psnr["ylabel"] == "PSNR (dB)" and psnr["xlabel"] == "predicted frame"
+    assert psnr["xticks"] == ["1", "2", "3"]  # one tick per predicted frame, no 1.25, 1.5, ...
+    assert psnr["legend"] == ["model (best of 3)", "copy last frame"]
+    assert json.loads(Image.open(paths["ssim"]).text[LABELS_KEY])["ylabel"] == "SSIM"
+
+
 def test_eval_errors(run_dir, tmp_path, capsys):
     def err(*argv):
         assert main(["eval", "--backend", "numpy", "--no-progress", *argv]) == 2

@@ -155,12 +155,16 @@ def test_predict_clip_motion_render_and_agreement(runs, clip_mp4):
     want = np.round(np.array(colorsys.hsv_to_rgb(hue, 1.0, 1.0)) * 255)
     rgb = flow_to_rgb(pred.motion)
     assert np.abs(rgb.astype(int) - want).max() <= 1
-    video = render_prediction(pred, scale=2)
+    # the panel's full brightness is a fixed speed, the most stages 0 and 1 can express at 32x32: a corner tap
+    # of the 3x3 warp on each, one cell of 32/4 = 8 px plus one of 32/8 = 4 px along both axes
+    assert pred.speed_scale == pytest.approx(np.hypot(8 + 4, 8 + 4))
+    dim = np.round(np.array(colorsys.hsv_to_rgb(hue, 1.0, np.hypot(8, 4) / np.hypot(12, 12))) * 255)
+    video = render_prediction(pred, scale=2, labelled=False)
     assert video.shape[0] == CFG.t_total and video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0
-    # the motion panel (third) of a predicted frame shows that colour in its interior
+    # the motion panel (third) of a predicted frame shows that colour, at that brightness, in its interior
     panel_w = 32 * 2 + 2 * 2
     x0 = 2 * (panel_w + 4) + 2
-    assert np.abs(video[CFG.t_cond, 10, x0 + 10].astype(int) - want).max() <= 1
+    assert np.abs(video[CFG.t_cond, 10, x0 + 10].astype(int) - dim).max() <= 1
     # velocities at an acute angle to (-8, -4) agree everywhere, at an obtuse angle nowhere
     T, H, W = 4, 32, 32
     masks = np.zeros((T, 2, H, W), np.float32)
@@ -306,11 +310,80 @@ def test_predict_cli_on_the_hand_set_run_shows_the_motion_colour(runs, clip_mp4,
 
     g = iio.imread(out, index=None)[..., :3].astype(int)
     hue = (np.arctan2(-8.0, -4.0) / (2 * np.pi)) % 1.0
-    want = np.array(colorsys.hsv_to_rgb(hue, 1.0, 1.0)) * 255
-    x0 = 2 * (32 + 2 * 2 + 4) + 2  # third panel, inside its border
-    # the GIF writer quantises to a 6x7x6 colour cube: within half a level (255/5/2, 255/6/2)
-    assert np.abs(g[CFG.t_cond, 12, x0 + 12] - want).max() <= 26
-    assert np.abs(g[CFG.t_cond, 12, x0 + 12] - want).max() < np.abs(g[0, 12, x0 + 12] - want).max()  # grey before
+    # (-8, -4) px/frame at the brightness of its speed over the most stages 0 and 1 express (8 + 4 px per axis)
+    want = np.array(colorsys.hsv_to_rgb(hue, 1.0, np.hypot(8, 4) / np.hypot(12, 12))) * 255
+    # the motion panel (32 x 32 at --scale 1) is that one colour on predicted frames, absent while conditioning;
+    # Pillow's GIF palette is adaptive: within a few levels; the 2.5 pt border covers the outer ~3 px ring
+    near = (np.abs(g - want) <= 12).all(axis=-1).sum(axis=(1, 2))
+    assert (near[CFG.t_cond:] >= 0.6 * 32 * 32).all() and (near[:CFG.t_cond] < 0.1 * 32 * 32).all(), near
+
+
+def test_predict_figure_labels_its_panels_frames_and_the_speed_legend(runs, clip_mp4):
+    pytest.importorskip("matplotlib")
+    from trivd_core.predict import labelled_prediction
+
+    model = Model(open_run(runs["hand"]), numpy_backend())
+    pred = predict_clip(model, read_input(clip_mp4 / "clip.mp4", CFG), motion=True, stages=(0, 1))
+    with labelled_prediction(pred, scale=2, notes=["the input is 96x64: resized"]) as fig:
+        fig.frame(CFG.t_total - 1)
+        labels = fig.labels()
+        assert labels["columns"] == ["ground truth", "prediction", "motion (px/frame)"]
+        assert labels["title"] == f"frame {CFG.t_total} of {CFG.t_total}: predicted (step {CFG.t_pred} of {CFG.t_pred})"
+        fig.frame(0)
+        assert fig.labels()["title"] == f"frame 1 of {CFG.t_total}: conditioning (input)"
+        legend = labels["legend"]
+        assert legend["xlabel"] == "dx (px/frame)" and legend["ylabel"] == "dy (px/frame)"
+        v = np.hypot(12, 12)  # the most stages 0 and 1 express at 32x32 (see the colour test above)
+        assert f"rim: {v:.2f} px/frame" in legend["title"]
+        np.testing.assert_allclose(legend["extent"], [-v, v, v, -v])  # the wheel's axes are px/frame, dy down
+        assert labels["footer"].startswith("note: the input is 96x64: resized")
+        footer = " ".join(labels["footer"].split())  # wrapped to the figure's width
+        assert f"fastest pixel {np.hypot(8, 4):.2f} px/frame" in footer and "not motion" in footer
+
+
+def test_a_still_scene_draws_a_dark_motion_panel():
+    """Full brightness is the stages' largest expressible speed, not the clip's own largest value."""
+    T, R = 2, 16
+    still = np.zeros((T, R, R, 2), np.float32)
+    still[..., 1] = 0.05  # 0.05 px/frame to the right everywhere: next to nothing
+    frames = np.zeros((1, R, R, 3), np.float32)
+    p = Prediction(frames, frames[:0], np.zeros((T, R, R, 3), np.float32), still, (2,), speed_scale=2 * np.sqrt(2))
+    video = render_prediction(p, scale=1, labelled=False)
+    x0 = 2 * (R + 2 * 2 + 4) + 2  # inside the third (motion) panel
+    # value = 0.05 / 2.83 of full: at most 5 of 255 in every channel (the old scaling drew 255)
+    assert video[1, 2:R, x0:x0 + R - 2].max() <= 5
+
+
+def test_input_notes_name_the_resize_the_training_data_and_a_black_frame():
+    from trivd_core.predict import input_notes
+
+    cfg = get_config("demo")
+    R = cfg.resolution
+    cond = np.random.default_rng(0).uniform(-1, 1, (cfg.t_cond, R, R, 3)).astype(np.float32)
+    assert input_notes((R, R), cond, cfg, "synthetic:demo") == []
+    resized = input_notes((576, 768), cond, cfg, "synthetic:demo")
+    assert len(resized) == 1 and "768x576" in resized[0] and f"centre-cropped to {R}x{R}" in resized[0]
+    assert "trained on synthetic:demo" in resized[0]
+    cond[0] = -1.0  # black
+    cond[1] = 0.3  # one flat grey
+    notes = input_notes((R, R), cond, cfg, "synthetic:demo")
+    assert len(notes) == 2 and "frame 1 is black" in notes[0] and "frame 2 is one flat colour" in notes[1]
+
+
+def test_predict_cli_says_a_foreign_video_was_resized_and_its_black_frame(runs, tmp_path, capsys):
+    pytest.importorskip("av")
+    clip = np.repeat(SyntheticShapes(32, 8, 3, seed=3, split="test").clip(0), 2, axis=1)  # 32 x 64: not the model's
+    clip = np.repeat(clip, 3, axis=2)[:, :, :96]
+    clip[0] = -1.0  # a black first frame, as a fade-in
+    write_video(tmp_path / "wide.mp4", clip)
+    out = tmp_path / "wide.gif"
+    assert main(["predict", "--checkpoint", str(runs["hand"]), "--backend", "numpy", "--input",
+                 str(tmp_path / "wide.mp4"), "--out", str(out), "--motion", "--no-standing"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("trivd predict: note: ")]
+    assert len(notes) == 2, err
+    assert "the input is 96x64" in notes[0] and "trained on synthetic" in notes[0]
+    assert "conditioning frame 1 is black" in notes[1]
 
 
 def test_predict_cli_errors(runs, clip_mp4, tmp_path, capsys):
@@ -340,7 +413,7 @@ def test_predict_without_ground_truth_and_write_errors(runs, tmp_path):
     frames = np.zeros((CFG.t_cond, 32, 32, 3), np.float32)  # only the conditioning frames
     p = predict_clip(model, frames)
     assert isinstance(p, Prediction) and p.truth.shape[0] == 0 and p.pred.shape == (CFG.t_pred, 32, 32, 3)
-    video = render_prediction(p)
+    video = render_prediction(p, labelled=False)
     assert video.shape[0] == CFG.t_total and (video[-1, 10, 10] == 128).all()  # grey where truth is missing
     with pytest.raises(PredictError, match="unknown output type"):
         write_frames(tmp_path / "x.png", video)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from _test_helpers import LOOP_CFG, CountingEngine, assert_tree_equal, loop_loader
 
+from trivd_core import media
 from trivd_core.train import (
     CheckpointError,
     InputSampler,
@@ -142,8 +143,41 @@ def test_gif_decodes_to_the_quantised_frames(tmp_path):
         assert np.abs(got.astype(int) - frames[t]).max() <= 25
 
 
-def test_samples_are_enlarged_gifs_with_a_png_contact_sheet(tmp_path):
+def test_samples_are_labelled_figures_whose_labels_say_what_each_row_and_column_is(tmp_path):
     Image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("matplotlib")
+    _run(tmp_path, "s", 2)  # 2 fixed clips
+    gif, png = tmp_path / "s" / "samples" / "step_000002.gif", tmp_path / "s" / "samples" / "step_000002.png"
+    im = Image.open(gif)
+    assert im.n_frames == CFG.t_total
+    # the PNG's text metadata holds the labels read back from the drawn figure
+    labels = json.loads(Image.open(png).text[media.LABELS_KEY])
+    assert labels["rows"] == [f"clip {b}\n{name}" for b in (1, 2) for name in ("ground truth", "G", "EMA of G")]
+    assert labels["columns"] == [f"frame {t + 1}\n{'conditioning' if t < CFG.t_cond else 'predicted'}"
+                                 for t in range(CFG.t_total)]
+    assert labels["title"].startswith("step 2:") and "green" in labels["footer"] and "red" in labels["footer"]
+    # the animated figure: a column per source, a row per clip, a title per frame
+    cond = np.zeros((2, 2, 8, 8, 3), np.float32)
+    truth = np.ones((2, 3, 8, 8, 3), np.float32)
+    animated, still = artifacts.sample_figures(cond, truth, [truth * 0, -truth], step=7, scale=4)
+    with animated, still:
+        assert [ax.get_title() for ax in animated.axes[0]] == ["ground truth", "G", "EMA of G"]
+        assert [line[0].get_ylabel() for line in animated.axes] == ["clip 1", "clip 2"]
+        frames = animated.frames()
+        assert frames.shape[0] == 5 and frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0
+        assert animated.labels()["title"] == "step 7: 2 fixed clips\nframe 5 of 5: predicted"
+        animated.frame(1)
+        assert animated.labels()["title"].endswith("frame 2 of 5: conditioning")
+        # a predicted frame shows the truth white and the EMA column (-1) black, with red borders
+        assert np.allclose(animated.axes[0][2].spines["left"].get_edgecolor()[:3], np.array([40, 170, 40]) / 255)
+        animated.frame(3)
+        assert np.allclose(animated.axes[0][2].spines["left"].get_edgecolor()[:3], np.array([200, 40, 40]) / 255)
+        assert (animated.axes[1][2].get_images()[0].get_array() == 0).all()
+
+
+def test_samples_without_matplotlib_are_the_bare_grid_and_its_contact_sheet(tmp_path, monkeypatch):
+    Image = pytest.importorskip("PIL.Image")
+    monkeypatch.setattr(artifacts, "have_matplotlib", lambda: False)
     _run(tmp_path, "s", 2)
     gif, png = tmp_path / "s" / "samples" / "step_000002.gif", tmp_path / "s" / "samples" / "step_000002.png"
     scale = artifacts.sample_scale(CFG.resolution)

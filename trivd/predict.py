@@ -44,11 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from trivd_core.evaluate import EvalError
     from trivd_core.predict import (
         check_motion_cell,
+        input_notes,
         predict_batch,
         predict_clip,
         read_clips,
         read_input,
         render_prediction,
+        source_size,
         write_frames,
     )
 
@@ -108,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
                   f"({cfg.t_cond} conditioning + {cfg.t_pred} predicted frames per clip, in [-1, 1])")
             return 0
         pred = predict_clip(model, frames, seed=args.seed, motion=args.motion, stages=stages)
-        video = render_prediction(pred, scale=args.scale)
+        notes = input_notes(source_size(args.input), pred.cond, cfg, data)
+        for note in notes:
+            print(f"trivd predict: note: {note}", file=sys.stderr)
+        video = render_prediction(pred, scale=args.scale, notes=notes,
+                                  title=f"trivd predict: {cfg.name} step {run.step}, {os.path.basename(str(args.input))}")
         path = write_frames(args.out, video, fps=args.fps)
     except (EvalError, ValueError) as exc:
         msg = str(exc)
@@ -119,8 +125,13 @@ def run(args: argparse.Namespace) -> int:
           f"standing statistics: {standing}): {cfg.t_cond} conditioning + {cfg.t_pred} predicted frames"
           + ("" if have == cfg.t_pred else f" (the input has ground truth for {have} of them)"))
     if pred.motion is not None:
-        mag = float((pred.motion[..., 0] ** 2 + pred.motion[..., 1] ** 2).max() ** 0.5)
-        print(f"trivd predict: motion field of stages {','.join(map(str, pred.stages))} (coarse to fine), colour = "
-              f"direction (red right, cyan left), brightness = speed up to {mag:.2f} px/frame; key: the colour wheel")
+        import numpy as np
+
+        speed = np.hypot(pred.motion[..., 0], pred.motion[..., 1])
+        print(f"trivd predict: motion field of stage{'s' if len(pred.stages) > 1 else ''} "
+              f"{','.join(map(str, pred.stages))} (coarse to fine), colour = "
+              f"direction (red right, cyan left), brightness = speed, full at {pred.speed_scale:.2f} px/frame (the "
+              f"most these stages can express); this clip: median {float(np.median(speed)):.2f}, fastest "
+              f"{float(speed.max()):.2f} px/frame; key: the colour wheel")
     print(f"trivd predict: wrote {path} ({video.shape[0]} frames of {video.shape[2]}x{video.shape[1]})")
     return 0

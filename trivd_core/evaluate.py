@@ -589,13 +589,13 @@ def write_report(out_dir, record: Mapping, *, title: str = "") -> dict[str, Path
     T = len(record["model"]["ssim"])
     x = np.arange(1, T + 1)
     ell = record.get("best_of", 1)
-    for key, label in (("ssim", "SSIM"), ("psnr", "PSNR (DB)")):
+    for key, label in (("ssim", "SSIM"), ("psnr", "PSNR (dB)")):
         curves = {
-            f"MODEL (BEST OF {ell})" if ell > 1 else "MODEL": (record["model"][key], _COLOURS[0]),
-            "COPY LAST FRAME": (record["copy_baseline"][key], _COLOURS[1]),
+            f"model (best of {ell})" if ell > 1 else "model": (record["model"][key], _COLOURS[0]),
+            "copy last frame": (record["copy_baseline"][key], _COLOURS[1]),
         }
         paths[key] = plot_curves(out / f"{key}.png", x, curves, title=title,
-                                 xlabel="PREDICTED FRAME", ylabel=label)
+                                 xlabel="predicted frame", ylabel=label)
     return paths
 
 

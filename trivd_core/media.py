@@ -9,6 +9,11 @@
 * Plots: :func:`plot_curves` (matplotlib/Agg when installed, else a raster rendering
   with a built-in 3x5 pixel font), :func:`raster_plot` (the bare fallback of the loss plot).
 * Motion: :func:`flow_to_rgb` (hue = direction, value = speed) and its key :func:`color_wheel`.
+* Labelled pictures: :class:`LabelledGrid` - image cells in rows and columns as a
+  matplotlib figure with row labels, column titles, a per-frame title, coloured
+  cell borders and an optional legend (e.g. the motion colour wheel in px/frame);
+  redrawn frame by frame for a GIF or video, saved as a PNG whose text metadata
+  (``trivd:labels``) holds the labels read back from the drawn figure.
 
 Every file is written atomically (a temporary file renamed into place), so a killed run
 never leaves a torn image.
@@ -28,7 +33,8 @@ import numpy as np
 from .files import atomic_write_bytes
 
 __all__ = ["to_uint8", "encode_gif", "write_gif", "upscale", "contact_sheet", "encode_png", "write_png",
-           "save_figure", "raster_plot", "plot_curves", "flow_to_rgb", "color_wheel", "write_video"]
+           "save_figure", "raster_plot", "plot_curves", "flow_to_rgb", "color_wheel", "write_video",
+           "have_matplotlib", "LabelledGrid", "LABELS_KEY"]
 
 
 _LEVELS = (6, 7, 6)  # 252 colours
@@ -200,14 +206,14 @@ def raster_plot(records: list[dict], curves, size=(360, 640)) -> np.ndarray:
     return img
 
 
-def save_figure(fig, path) -> Path:
-    """A matplotlib figure as a PNG at ``path`` (written atomically), then closed."""
+def save_figure(fig, path, *, metadata: Mapping[str, str] | None = None) -> Path:
+    """A matplotlib figure as a PNG at ``path`` (written atomically, ``metadata`` as PNG text), then closed."""
     import io
 
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", metadata=dict(metadata or {}))
     plt.close(fig)
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
@@ -341,17 +347,30 @@ def plot_curves(path, x, curves: Mapping[str, tuple], *, title: str = "", xlabel
         import matplotlib.pyplot as plt
     except ImportError:
         return write_png(path, _raster_curves(x, dict(curves), title, xlabel, ylabel))
+    import json
+
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for label, (ys, colour) in curves.items():
         ys = np.asarray([np.nan if v is None else v for v in ys], float)
-        ax.plot(x, ys, marker="o", label=label.capitalize(), color=np.asarray(colour) / 255.0, linewidth=1.5)
-    ax.set_xlabel(xlabel.capitalize())
+        ax.plot(x, ys, marker="o", label=label, color=np.asarray(colour) / 255.0, linewidth=1.5)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    if x.size and np.all(np.asarray(x, float) == np.round(np.asarray(x, float))):  # frames, steps: whole ticks
+        if x.size <= 20:
+            ax.set_xticks(np.asarray(x))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return save_figure(fig, path)
+    fig.canvas.draw()
+    labels = {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+              "xticks": [t.get_text() for t in ax.get_xticklabels()],
+              "legend": [t.get_text() for t in ax.get_legend().get_texts()]}
+    return save_figure(fig, path, metadata={"Title": title, LABELS_KEY: json.dumps(labels)})
 
 
 def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -477,3 +496,188 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+# --------------------------------------------------------------------------- labelled pictures
+#: The PNG text key under which :meth:`LabelledGrid.save_png` stores the labels of the drawn figure (JSON).
+LABELS_KEY = "trivd:labels"
+
+
+def have_matplotlib() -> bool:
+    """Whether matplotlib can be imported (the ``video`` extra); it is then put on the Agg backend."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg", force=True)
+    return True
+
+
+class LabelledGrid:
+    """Image cells in ``rows x cols`` as one matplotlib figure, labelled, redrawn frame by frame.
+
+    Args:
+        cells: ``cells[r][c]`` is ``(T, h, w, 3)`` uint8 (the same ``T`` everywhere; ``T = 1``
+            for a still picture), drawn at ``cell_px`` pixels on its longer side (nearest).
+        row_labels: one label per row, written left of the row (``""`` for none).
+        col_titles: one title per column, written above the first row.
+        title: the figure's title; ``frame_titles[t]`` (optional) is added below it on frame ``t``.
+        edges: optional ``(T, rows, cols, 3)`` uint8 - the border colour of each cell on each frame
+            (the training samples' green = conditioning, red = predicted).
+        legend: optional ``dict(image=(h, w, 3) uint8, extent=(left, right, bottom, top), title=...,
+            xlabel=..., ylabel=...)``: one more panel right of the first row, with axes in the
+            legend's units (the motion colour wheel in px/frame).
+        footer: text under the grid (notes on the input, what the colours mean).
+
+    :meth:`frame` renders frame ``t`` to ``(H, W, 3)`` uint8 (the same size for every
+    ``t``, both even so that 4:2:0 video codecs take it); :meth:`labels` reads the
+    labels back from the figure's own text objects; :meth:`save_png` writes frame ``t``
+    with those labels as PNG text metadata (:data:`LABELS_KEY`).
+    """
+
+    def __init__(self, cells, *, row_labels, col_titles, title: str = "", frame_titles=None, edges=None,
+                 legend: Mapping | None = None, footer: str = "", cell_px: int = 128, dpi: int = 100):
+        if not have_matplotlib():
+            raise ImportError("LabelledGrid needs matplotlib (the 'video' extra)")
+        import matplotlib.pyplot as plt
+
+        self.cells = [[np.asarray(c) for c in row] for row in cells]
+        rows, cols = len(self.cells), len(self.cells[0])
+        if rows == 0 or cols == 0 or any(len(r) != cols for r in self.cells):
+            raise ValueError(f"LabelledGrid: argument 'cells' must be a non-empty rows x cols grid, got {rows} rows "
+                             f"of lengths {[len(r) for r in self.cells]}")
+        shapes = {c.shape[0] for row in self.cells for c in row}
+        if any(c.ndim != 4 or c.shape[-1] != 3 or c.dtype != np.uint8 for row in self.cells for c in row) \
+                or len(shapes) != 1:
+            raise ValueError("LabelledGrid: argument 'cells' must hold (T, h, w, 3) uint8 arrays of one T, got "
+                             f"{sorted({(c.shape, str(c.dtype)) for row in self.cells for c in row})}")
+        if len(row_labels) != rows or len(col_titles) != cols:
+            raise ValueError(f"LabelledGrid: {rows} rows and {cols} columns need as many row_labels and col_titles, "
+                             f"got {len(row_labels)} and {len(col_titles)}")
+        self.T = shapes.pop()
+        if frame_titles is not None and len(frame_titles) != self.T:
+            raise ValueError(f"LabelledGrid: argument 'frame_titles' must hold {self.T} titles, got {len(frame_titles)}")
+        if edges is not None:
+            edges = np.asarray(edges)
+            if edges.shape != (self.T, rows, cols, 3):
+                raise ValueError(f"LabelledGrid: argument 'edges' must be ({self.T}, {rows}, {cols}, 3), "
+                                 f"got {edges.shape}")
+        self.title, self.frame_titles, self.edges = title, frame_titles, edges
+        h, w = self.cells[0][0].shape[1:3]
+        cw = cell_px / dpi
+        ch = cw * h / w
+        gap = 0.08
+        longest = max((len(line) for label in row_labels for line in str(label).split("\n")), default=0)
+        left = 0.3 + 0.075 * longest if longest else 0.15  # ~0.07 in per character at 9 pt
+        legend_w = (cw + 0.75) if legend else 0.0
+        width = left + cols * cw + (cols - 1) * gap + legend_w + 0.15
+        import textwrap
+
+        per_line = max(20, int(width * 13))  # characters of 10 pt text per line of the figure's width
+        title = "\n".join(textwrap.fill(part, per_line) for part in title.split("\n")) if title else ""
+        footer = "\n".join(textwrap.fill(part, int(per_line * 1.2)) for part in footer.split("\n")) if footer else ""
+        frame_lines = max((str(t).count("\n") + 1 for t in frame_titles), default=0) if frame_titles is not None else 0
+        n_title = (title.count("\n") + 1 if title else 0) + frame_lines
+        top = 0.25 + 0.19 * n_title + 0.15 * max(str(t).count("\n") + 1 for t in col_titles)
+        bottom = 0.15 + (0.15 * (footer.count("\n") + 1) + 0.1 if footer else 0)
+        height = top + rows * ch + (rows - 1) * gap + bottom
+        if legend:  # room for its title above and the axis label below
+            height = max(height, top + ch + 0.55 + bottom)
+        # whole pixels, both even: every frame has one size and 4:2:0 codecs accept it
+        px_w, px_h = 2 * math.ceil(width * dpi / 2), 2 * math.ceil(height * dpi / 2)
+        self.figure = fig = plt.figure(figsize=(px_w / dpi, px_h / dpi), dpi=dpi)
+        W_in, H_in = px_w / dpi, px_h / dpi
+        self.axes = []
+        self._images = []
+        for r in range(rows):
+            line, images = [], []
+            for c in range(cols):
+                x0 = left + c * (cw + gap)
+                y0 = H_in - top - (r + 1) * ch - r * gap
+                ax = fig.add_axes((x0 / W_in, y0 / H_in, cw / W_in, ch / H_in))
+                images.append(ax.imshow(self.cells[r][c][0], interpolation="nearest"))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(col_titles[c], fontsize=8 if cw < 1.0 else 9)
+                if c == 0 and row_labels[r]:
+                    ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
+                for spine in ax.spines.values():
+                    spine.set_linewidth(2.5 if edges is not None else 0.8)
+                line.append(ax)
+            self.axes.append(line)
+            self._images.append(images)
+        self.legend_axes = None
+        if legend:
+            x0 = left + cols * (cw + gap) + 0.55
+            y0 = H_in - top - ch
+            ax = fig.add_axes((x0 / W_in, y0 / H_in, cw / W_in, ch / H_in))
+            ax.imshow(legend["image"], extent=legend.get("extent"), interpolation="nearest")
+            ax.set_title(legend.get("title", ""), fontsize=8)
+            ax.set_xlabel(legend.get("xlabel", ""), fontsize=8)
+            ax.set_ylabel(legend.get("ylabel", ""), fontsize=8)
+            ax.tick_params(labelsize=7)
+            self.legend_axes = ax
+        self._title = fig.text(0.5, 1 - 0.12 / H_in, "", ha="center", va="top", fontsize=10)
+        self._footer = fig.text(0.15 / W_in, 0.08 / H_in, footer, ha="left", va="bottom", fontsize=8) if footer \
+            else None
+        self._shown = None
+        self.frame(0)
+
+    def _caption(self, t: int) -> str:
+        parts = [self.title] if self.title else []
+        if self.frame_titles is not None:
+            parts.append(str(self.frame_titles[t]))
+        return "\n".join(parts)
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` of the figure as ``(H, W, 3)`` uint8."""
+        if not 0 <= t < self.T:
+            raise ValueError(f"LabelledGrid.frame(): argument 't' must be in [0, {self.T}), got {t}")
+        for r, images in enumerate(self._images):
+            for c, im in enumerate(images):
+                im.set_data(self.cells[r][c][t])
+                if self.edges is not None:
+                    for spine in self.axes[r][c].spines.values():
+                        spine.set_edgecolor(self.edges[t, r, c] / 255.0)
+        self._title.set_text(self._caption(t))
+        self.figure.canvas.draw()
+        self._shown = t
+        return np.asarray(self.figure.canvas.buffer_rgba())[..., :3].copy()
+
+    def frames(self) -> np.ndarray:
+        """Every frame, ``(T, H, W, 3)`` uint8."""
+        return np.stack([self.frame(t) for t in range(self.T)])
+
+    def labels(self) -> dict:
+        """The text drawn on the figure (frame last rendered): title, rows, columns, legend, footer."""
+        out = {"title": self._title.get_text(),
+               "rows": [line[0].get_ylabel() for line in self.axes],
+               "columns": [ax.get_title() for ax in self.axes[0]]}
+        if self.legend_axes is not None:
+            ax = self.legend_axes
+            out["legend"] = {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+                             "extent": [float(v) for v in ax.get_images()[0].get_extent()]}
+        if self._footer is not None:
+            out["footer"] = self._footer.get_text()
+        return out
+
+    def save_png(self, path, t: int = 0) -> Path:
+        """Frame ``t`` as a PNG at ``path`` with :meth:`labels` as text metadata; closes the figure."""
+        import json
+
+        if self._shown != t:
+            self.frame(t)
+        meta = {"Title": self._title.get_text(), LABELS_KEY: json.dumps(self.labels())}
+        return save_figure(self.figure, path, metadata=meta)
+
+    def close(self) -> None:
+        import matplotlib.pyplot as plt
+
+        plt.close(self.figure)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

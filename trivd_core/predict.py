@@ -30,9 +30,13 @@ chance, docs/training.md).  Any subset can be asked for (``stages="all"`` or
 
 Rendering (:func:`flow_to_rgb`): HSV with hue = direction of the motion (hue 0 / red =
 right, 1/4 / yellow-green = down, 1/2 / cyan = left, 3/4 / violet = up: angle
-``atan2(dy, dx)`` with rows pointing down), value = magnitude divided by the largest
-magnitude of the clip (black = no motion), full saturation; :func:`color_wheel` is the
-legend (the colour of each offset from its centre).
+``atan2(dy, dx)`` with rows pointing down), value = speed divided by a fixed speed
+scale (black = no motion), full saturation.  The scale is :func:`max_speed`, the
+largest displacement the combined stages can express (a ``k x k`` warp moves content
+by at most ``k // 2`` cells per axis, a cell of stage ``i`` is ``R / r_i`` frame
+pixels): so a near-static clip stays dark instead of being stretched to full
+brightness by its own largest value, and one colour means one speed in every clip.
+:func:`color_wheel` drawn in px/frame is the legend.
 
 :func:`motion_agreement` scores a field against the synthetic dataset's ground truth
 (:class:`~trivd_core.data.ShapeTracks`).
@@ -64,11 +68,15 @@ __all__ = [
     "WARPING_KINDS",
     "Prediction",
     "read_input",
+    "source_size",
     "predict_clip",
     "predict_batch",
     "read_clips",
     "check_motion_cell",
     "motion_fields",
+    "max_speed",
+    "input_notes",
+    "labelled_prediction",
     "flow_to_rgb",
     "color_wheel",
     "motion_agreement",
@@ -194,6 +202,22 @@ def motion_fields(warps: Mapping, *, stages=PAPER_STAGES, resolution: int | None
     return xp.reshape(-combined, (B, T, R, R, 2))
 
 
+def max_speed(warps: Mapping, *, stages, resolution: int) -> float:
+    """The largest content speed (frame px per frame) that :func:`motion_fields` of ``stages`` can show.
+
+    Stage ``i`` (grid ``r_i``, a ``k_i x k_i`` warp) moves content by at most
+    ``k_i // 2`` cells along each axis, a cell being ``R / r_i`` frame pixels; the
+    combined field adds the stages, so
+    ``v_max = sqrt(2) * sum_i (R / r_i) * (k_i // 2)`` (a corner tap on every stage).
+    """
+    chosen = _stage_list("max_speed", stages, sorted(int(k[5:]) for k in warps))
+    total = 0.0
+    for i in chosen:
+        shape = tuple(warps[f"stage{i}"]["W"].shape)
+        total += (int(resolution) / shape[2]) * (math.isqrt(shape[4]) // 2)
+    return math.sqrt(2.0) * total
+
+
 class NoShapePixels(ValueError):
     """Frame ``t`` of a clip shows no pixel of any shape (every shape left the picture): nothing to score.
 
@@ -251,7 +275,8 @@ class Prediction:
     ``cond (t_cond, H, W, C)``, ``truth (n, H, W, C)`` with ``0 <= n <= t_pred`` (what
     the input had after the conditioning frames), ``pred (t_pred, H, W, C)``,
     ``motion (t_pred, H, W, 2)`` (content motion, see :func:`motion_fields`) or
-    ``None``, ``stages`` the combined stages.
+    ``None``, ``stages`` the combined stages, ``speed_scale`` the speed drawn at full
+    brightness (px/frame).
     """
 
     cond: np.ndarray
@@ -259,6 +284,8 @@ class Prediction:
     pred: np.ndarray
     motion: np.ndarray | None = None
     stages: tuple[int, ...] | None = None
+    #: the speed of full brightness in the motion panel (:func:`max_speed`); ``None``: the clip's largest speed
+    speed_scale: float | None = None
 
 
 def read_input(path, config) -> np.ndarray:
@@ -278,6 +305,14 @@ def read_input(path, config) -> np.ndarray:
         raise PredictError(f"--input {path}: too short: the model needs {config.t_cond} conditioning frames "
                            f"({config.t_total} to show the ground truth beside the prediction), the input has {n}")
     return frames
+
+
+def source_size(path) -> tuple[int, int]:
+    """``(height, width)`` of an input as stored (its first frame, before :func:`read_input` resizes it)."""
+    try:
+        return tuple(read_frames(path, max_frames=1, resolution=None).shape[1:3])
+    except DataError as exc:
+        raise PredictError(f"--input {path}: {exc}") from exc
 
 
 def check_motion_cell(config) -> None:
@@ -316,7 +351,8 @@ def predict_clip(model: Model, frames: np.ndarray, *, seed: int = 0, motion: boo
     pred, warps = model.predict_with_warps(cond, z)
     field = motion_fields(warps, stages=stages, resolution=cfg.resolution)
     chosen = tuple(_stage_list("predict_clip", stages, sorted(int(k[5:]) for k in warps)))
-    return Prediction(cond[0], truth, pred[0], np.asarray(field[0], np.float32), chosen)
+    return Prediction(cond[0], truth, pred[0], np.asarray(field[0], np.float32), chosen,
+                      max_speed(warps, stages=chosen, resolution=cfg.resolution))
 
 
 def read_clips(path, config) -> np.ndarray:
@@ -378,28 +414,130 @@ def _panel(img_u8: np.ndarray, scale: int, colour, border: int) -> np.ndarray:
     return out
 
 
-def render_prediction(p: Prediction, *, scale: int | None = None, border: int = 2, gap: int = 4) -> np.ndarray:
-    """Frames ``(t_cond + t_pred, H', W', 3)`` uint8: ground truth | prediction [| motion | colour wheel].
-
-    Conditioning frames have a green border, predicted ones red (as the training
-    samples); a predicted frame without ground truth shows grey in the first panel.
-    The motion panel is grey during the conditioning frames; colours are scaled by
-    the clip's largest motion.  ``scale`` enlarges every panel (default: to at least
-    128 pixels).  Width and height are made even (padding) for 4:2:0 video codecs.
-    """
-    from .train.artifacts import to_uint8
-
+def _layout(fn: str, p: Prediction, scale):
+    """``(t_cond, t_pred, H, W, scale)`` of a prediction's picture; ``scale`` default: panels of >= 128 px."""
     t_cond, H, W = p.cond.shape[0], p.cond.shape[1], p.cond.shape[2]
-    t_pred = p.pred.shape[0]
     if scale is None:
         scale = max(1, math.ceil(128 / max(H, W)))
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise PredictError(f"render_prediction(): argument 'scale' must be a positive int, got {scale!r}")
+        raise PredictError(f"{fn}(): argument 'scale' must be a positive int, got {scale!r}")
+    return t_cond, p.pred.shape[0], H, W, scale
+
+
+def _speed_scale(p: Prediction) -> float:
+    if p.speed_scale is not None:
+        return float(p.speed_scale)
+    top = float(np.hypot(p.motion[..., 0], p.motion[..., 1]).max())
+    return top if top > 0 else 1.0
+
+
+def input_notes(source_hw: tuple[int, int] | None, cond: np.ndarray, config, data: str | None) -> list[str]:
+    """What a user should know about an input before reading its prediction (one sentence each).
+
+    * ``source_hw`` (the input's stored height and width) differs from the model's
+      ``R x R``: it was resized (shorter side to ``R``) and centre-cropped, and the model
+      was trained on ``data`` - a clip unlike that data is outside what it learned.
+    * a conditioning frame (``cond (t_cond, R, R, C)`` in [-1, 1]) that is black (every
+      value below -0.9, i.e. under 5% brightness) or of one flat colour (spread below
+      0.02): the model continues that frame, not the scene that follows it.
+    """
+    R = int(config.resolution)
+    notes = []
+    if source_hw is not None and tuple(source_hw) != (R, R):
+        h, w = source_hw
+        notes.append(f"the input is {w}x{h}: it was resized (shorter side to {R} px) and centre-cropped to {R}x{R}, "
+                     f"the model's size; the model was trained on {data or 'other data'}, and a clip unlike that is "
+                     "outside what it learned")
+    cond = np.asarray(cond, np.float32)
+    for t in range(cond.shape[0]):
+        frame = cond[t]
+        if float(frame.max()) < -0.9:
+            notes.append(f"conditioning frame {t + 1} is black (every pixel under 5% brightness): the prediction "
+                         "continues a black frame; start the input later (e.g. cut a fade-in)")
+        elif float(frame.max() - frame.min()) < 0.02:
+            notes.append(f"conditioning frame {t + 1} is one flat colour: the prediction continues an empty frame")
+    return notes
+
+
+def labelled_prediction(p: Prediction, *, scale: int | None = None, notes=(), title: str = ""):
+    """The labelled figure of a prediction (:class:`~trivd_core.media.LabelledGrid`; matplotlib).
+
+    Columns "ground truth", "prediction" [, "motion"]; the frame title says which
+    frame it is and whether it was given (conditioning) or predicted; borders green /
+    red as the training samples; the motion panel's legend is the colour wheel with
+    axes in px/frame (its rim is :attr:`Prediction.speed_scale`); ``notes``
+    (:func:`input_notes`) and the colour key are written under the panels.
+    """
+    from .media import LabelledGrid
+    from .train.artifacts import to_uint8
+
+    t_cond, t_pred, H, W, scale = _layout("labelled_prediction", p, scale)
+    T = t_cond + t_pred
+    grey = np.full((H, W, 3), 128, np.uint8)
+    truth, pred, motion = [], [], []
+    for t in range(T):
+        if t < t_cond:
+            truth.append(to_uint8(p.cond[t]))
+            pred.append(to_uint8(p.cond[t]))
+            motion.append(grey)
+        else:
+            j = t - t_cond
+            truth.append(to_uint8(p.truth[j]) if j < p.truth.shape[0] else grey)
+            pred.append(to_uint8(p.pred[j]))
+            if p.motion is not None:
+                motion.append(flow_to_rgb(p.motion[j], max_magnitude=_speed_scale(p)))
+    cells = [np.stack(truth), np.stack(pred)]
+    titles = ["ground truth", "prediction"]
+    legend = None
+    key = ["green border: conditioning frame (given to the model), red: predicted; grey: no such frame"]
+    if p.motion is not None:
+        cells.append(np.stack(motion))
+        titles.append("motion (px/frame)")
+        v = _speed_scale(p)
+        legend = {"image": color_wheel(101), "extent": (-v, v, v, -v), "title": "direction and speed\n"
+                  f"(rim: {v:.2f} px/frame)", "xlabel": "dx (px/frame)", "ylabel": "dy (px/frame)"}
+        peak = float(np.hypot(p.motion[..., 0], p.motion[..., 1]).max())
+        stages = ",".join(map(str, p.stages or ()))
+        key.append(f"motion read from the warps of G's stage{'s' if len(p.stages or ()) > 1 else ''} {stages} "
+                   f"(content displacement into each predicted frame): colour = direction, brightness = speed, "
+                   f"black = still; fastest pixel {peak:.2f} px/frame; on flat regions every warp gives the same "
+                   f"frame, so the field there is not motion")
+    frame_titles = [f"frame {t + 1} of {T}: conditioning (input)" if t < t_cond else
+                    f"frame {t + 1} of {T}: predicted (step {t - t_cond + 1} of {t_pred})" for t in range(T)]
+    colour = np.asarray([(40, 170, 40) if t < t_cond else (200, 40, 40) for t in range(T)], np.uint8)
+    edges = np.broadcast_to(colour[:, None, None], (T, 1, len(cells), 3))
+    footer = "\n".join([*(f"note: {n}" for n in notes), *key])
+    return LabelledGrid([[c for c in cells]], row_labels=[""], col_titles=titles, title=title,
+                        frame_titles=frame_titles, edges=edges, legend=legend, footer=footer, cell_px=H * scale)
+
+
+def render_prediction(p: Prediction, *, scale: int | None = None, border: int = 2, gap: int = 4,
+                      labelled: bool | None = None, notes=(), title: str = "") -> np.ndarray:
+    """Frames ``(t_cond + t_pred, H', W', 3)`` uint8: ground truth | prediction [| motion | colour wheel].
+
+    ``labelled``: draw :func:`labelled_prediction` (column titles, frame titles, the
+    px/frame legend, ``notes``) - ``None`` (default) when matplotlib is installed.
+    Otherwise the bare panels: conditioning frames have a green border, predicted ones
+    red (as the training samples); a predicted frame without ground truth shows grey in
+    the first panel.  The motion panel is grey during the conditioning frames; full
+    brightness is :attr:`Prediction.speed_scale` (the stages' largest expressible speed).
+    ``scale`` enlarges every panel (default: to at least 128 pixels).  Width and height
+    are even (padding) for 4:2:0 video codecs.
+    """
+    from .media import have_matplotlib
+    from .train.artifacts import to_uint8
+
+    if labelled is None:
+        labelled = have_matplotlib()
+    if labelled:
+        with labelled_prediction(p, scale=scale, notes=notes, title=title) as grid:
+            return grid.frames()
+    t_cond, t_pred, H, W, scale = _layout("render_prediction", p, scale)
     grey = np.full((H, W, 3), 128, np.uint8)
     wheel = None
     max_mag = None
     if p.motion is not None:
-        max_mag = float(np.hypot(p.motion[..., 0], p.motion[..., 1]).max())
+        max_mag = _speed_scale(p)
         side = min(H, W) * scale
         wheel = np.full((H * scale + 2 * border, W * scale + 2 * border, 3), 255, np.uint8)
         wheel[border : border + side, border : border + side] = color_wheel(side)

@@ -405,10 +405,9 @@ def _train(engine, config, loader, options, *, resume, gate, run_info, dataset, 
         ema = engine.predict(ts_, cond, z_s, ema=True)
         if not writer:
             return
-        frames = artifacts.upscale(artifacts.sample_grid(cond, truth, [live, ema]),
-                                   artifacts.sample_scale(config.resolution))
-        artifacts.write_gif(rundir.sample_path(run_dir, step_, ".gif"), frames, fps=options.sample_fps)
-        artifacts.write_png(rundir.sample_path(run_dir, step_, ".png"), artifacts.contact_sheet(frames))
+        artifacts.write_samples(rundir.sample_path(run_dir, step_, ".gif"), rundir.sample_path(run_dir, step_, ".png"),
+                                cond, truth, [live, ema], step=step_, scale=artifacts.sample_scale(config.resolution),
+                                fps=options.sample_fps)
         artifacts.plot_losses(metrics_path, run_dir / rundir.LOSS_PLOT, title=f"trivd train ({engine.name}, {config.name})")
 
     val_last: dict = {}
