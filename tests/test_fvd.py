@@ -500,3 +500,50 @@ def test_fvd_of_a_video_folder_read_by_the_data_loader(tmp_path, capsys):
     assert main(["fvd", "--real", str(out / "real_features.npz"), "--fake", "synthetic:demo", "--num-clips", "3",
                  "--frames", "9", "--resolution", "32", "--no-progress", "--backend", "jax"]) == 0
     assert float(capsys.readouterr().out.strip()) > 0
+
+
+def test_training_validation_adds_a_small_fvd_every_k_validations():
+    """``trivd train --eval-fvd-every 2``: the second validation (not the first) carries the FVD of the validation
+    clips, model and copy-last-frame against the real ones; the copy figure equals one computed here by hand."""
+    _weights_or_skip()
+    from _test_helpers import init_tree
+
+    import backends
+    from trivd.train import _build_validator
+    from trivd.weights import open_extractor
+    from trivd_core import metrics
+    from trivd_core.configs import get_config
+    from trivd_core.fvd import extract_features
+    from trivd_core.train.validation import summary_line
+
+    cfg = get_config("tiny", g_ch=2, d_ch=2, batch_size=4, t_cond=2, t_pred=14)
+    tree, _ = init_tree(cfg)
+    opts = {"eval_clips": 4, "data": "synthetic:demo16", "seed": 0, "eval_every": 1}
+    validator, note = _build_validator(cfg, backends.load("numpy"), opts, fvd_every=2)
+    assert "every 2 validations an FVD of those 4 clips" in note
+    first, second = validator(tree), validator(tree)
+    assert "fvd" not in first and second["fvd_clips"] == 4
+    assert np.isfinite(second["fvd"]) and second["fvd"] > 0
+    assert "FVD (N=4)" in summary_line(second)
+    from trivd_core.data import make_dataset
+
+    ds = make_dataset("synthetic:demo16", resolution=32, t=16, split="val", seed=0)
+    clips = np.stack([ds[i] for i in range(4)]).astype(np.float32)
+    copy = np.concatenate([clips[:, :2], np.repeat(clips[:, 1:2], 14, axis=1)], axis=1)
+    extractor, _ = open_extractor(None, backend=backends.load("jax"))
+    with pytest.warns(metrics.FewSamplesWarning):
+        want = metrics.frechet_distance_from_features(extract_features(clips, extractor, name="real"),
+                                                      extract_features(copy, extractor, name="copy"))
+    assert second["fvd_copy"] == pytest.approx(want, rel=1e-6)
+
+
+def test_a_small_fvd_during_training_needs_clips_of_nine_frames():
+    import backends
+    from trivd.train import _build_validator
+    from trivd_core.configs import get_config
+
+    opts = {"eval_clips": 4, "data": "synthetic:demo", "seed": 0, "eval_every": 1}
+    with pytest.raises(ValueError, match="at least 9 frames; config 'demo' has 5"):
+        _build_validator(get_config("demo"), backends.load("numpy"), opts, fvd_every=1)
+    with pytest.raises(ValueError, match="--eval-fvd-every must be an int >= 0"):
+        _build_validator(get_config("demo"), backends.load("numpy"), opts, fvd_every=-1)

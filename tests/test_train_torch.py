@@ -421,6 +421,9 @@ def test_cli_train_set_config_file_and_validation_records(torch_backend, tmp_pat
     val = [r for r in recs if r.get("kind") == "val"]
     assert [r["step"] for r in val] == [2, 3] and len(val[0]["val/mse"]) == 2
     assert "val/motion_agreement" in val[0] and 0.0 <= val[0]["val/motion_agreement"] <= 1.0
+    # the direct motion metric of the one-shape default data: per predicted frame, model and copy (the displacement)
+    assert len(val[0]["val/centroid_error"]) == len(val[0]["val/copy_centroid_error"]) == 2
+    assert 0.0 <= val[0]["val/centroid_lost"] <= 1.0 and "centroid error at the last frame" in cap.out
     assert all("recon" in r for r in recs if "g_loss" in r)  # the L1 term is logged
     assert (run / "curves.png").stat().st_size > 1000
     assert json.loads((run / "status.json").read_text())["validation"]["mse_ratio"] > 0

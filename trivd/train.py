@@ -57,6 +57,10 @@ def add_parser(sub) -> None:
                         f"metrics.jsonl, curves.png); 0 = off (default {DEFAULT_EVAL_EVERY})")
     p.add_argument("--eval-clips", type=int, default=None,
                    help=f"held-out clips per validation (default {DEFAULT_EVAL_CLIPS})")
+    p.add_argument("--eval-fvd-every", type=int, default=0, metavar="K",
+                   help="every K-th validation also measures a small-N FVD of the validation clips (model and "
+                        "copy-last-frame against the real clips; N = --eval-clips); needs the fvd extra and clips of at "
+                        "least 9 frames; I3D costs about 1 s per 16-frame clip on 2 CPU cores (0 = off, the default)")
     p.add_argument("--skip-conformance", action="store_true", help="train even if the pre-training gate fails / skip it")
     p.add_argument("--devices", type=int, default=None, help="number of local devices for data parallelism (default: all)")
     p.add_argument("--workers", type=int, default=2, help="data loader threads (default 2)")
@@ -401,7 +405,7 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
     validator, val_note = None, ""
     if opts["eval_every"] and writer:  # process 0 alone validates
         try:
-            validator, val_note = _build_validator(config, backend, opts)
+            validator, val_note = _build_validator(config, backend, opts, fvd_every=args.eval_fvd_every)
         except (DataError, ValueError) as exc:
             print(f"trivd train: validation set: {exc}", file=sys.stderr)
             return 2
@@ -463,8 +467,13 @@ def _train_in(args, opts, config, run_dir, resume, saved, explicit, backend_name
     return result.exit_code
 
 
-def _build_validator(config, backend, opts):
-    """``(validator, note)``: the held-out set of the run's data and a function of an exported tree."""
+def _build_validator(config, backend, opts, *, fvd_every: int = 0):
+    """``(validator, note)``: the held-out set of the run's data and a function of an exported tree.
+
+    ``fvd_every = K > 0``: every K-th validation adds ``fvd`` and ``fvd_copy`` (the Frechet distance of
+    I3D logits of ``[cond ; G(cond, 0)]`` resp. copy-last-frame against the real validation clips) and
+    ``fvd_clips`` (N, the validation set; far below I3D's 400 features, so the figures carry a large
+    small-N bias: compare them with each other, not with published FVDs)."""
     from trivd_core.data import DataError, make_dataset
     from trivd_core.train.validation import ValidationSet, make_predict_fn, validate
 
@@ -486,11 +495,56 @@ def _build_validator(config, backend, opts):
                           split="train", seed=opts["seed"], **opts.get("data_options", {}))
         used = "train"
         note = " (the data has no held-out split: these clips are training clips)"
+    if isinstance(fvd_every, bool) or not isinstance(fvd_every, int) or fvd_every < 0:
+        raise ValueError(f"--eval-fvd-every must be an int >= 0 (validations between FVDs; 0 = off), got {fvd_every!r}")
+    if fvd_every and config.t_total < 9:
+        raise ValueError(f"--eval-fvd-every: I3D's pooling needs clips of at least 9 frames; config {config.name!r} has "
+                         f"{config.t_total} (t_cond + t_pred), e.g. --config demo16")
+    extractor = None
+    if fvd_every:
+        from .evaluate import _extractor_backend
+        from .weights import open_extractor
+
+        try:
+            extractor, _ = open_extractor(None, backend=_extractor_backend("", backend))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--eval-fvd-every: {exc}") from None
     vset = ValidationSet.from_dataset(ds, config, n_clips=n)
     predict_fn = make_predict_fn(backend)
+    calls, fixed = [0], {}
 
     def validator(tree):
-        return validate(predict_fn, tree, vset, config)
+        rec = validate(predict_fn, tree, vset, config)
+        calls[0] += 1
+        if extractor is not None and calls[0] % fvd_every == 0:
+            rec.update(_small_fvd(extractor, predict_fn, tree, vset, config, fixed))
+        return rec
 
+    fvd_note = (f"; every {fvd_every} validations an FVD of those {vset.cond.shape[0]} clips (about 1 s of I3D per "
+                f"16-frame clip on 2 CPU cores)" if fvd_every else "")
     return validator, (f"validation every {opts['eval_every']} steps on {vset.cond.shape[0]} clips of the "
-                       f"{used!r} split{note}")
+                       f"{used!r} split{note}{fvd_note}")
+
+
+def _small_fvd(extractor, predict_fn, tree, vset, config, fixed: dict) -> dict:
+    """``fvd``, ``fvd_copy``, ``fvd_clips``, ``fvd_seconds`` of one validation (real and copy features computed once)."""
+    import time
+    import warnings
+
+    import numpy as np
+
+    from trivd_core import metrics
+    from trivd_core.fvd import extract_features
+
+    t0 = time.perf_counter()
+    if not fixed:
+        copy = np.repeat(vset.cond[:, -1:], vset.truth.shape[1], axis=1)
+        fixed["real"] = extract_features(np.concatenate([vset.cond, vset.truth], axis=1), extractor, name="real")
+        fixed["copy"] = extract_features(np.concatenate([vset.cond, copy], axis=1), extractor, name="copy")
+    pred, _ = predict_fn(tree, vset.cond, np.zeros((vset.cond.shape[0], config.z_dim), np.float32))
+    model = extract_features(np.concatenate([vset.cond, np.clip(pred, -1, 1)], axis=1), extractor, name="model")
+    with warnings.catch_warnings():  # N < 400 features: said in the record (fvd_clips), not once per validation
+        warnings.simplefilter("ignore", metrics.FewSamplesWarning)
+        return {"fvd": metrics.frechet_distance_from_features(fixed["real"], model),
+                "fvd_copy": metrics.frechet_distance_from_features(fixed["real"], fixed["copy"]),
+                "fvd_clips": int(vset.cond.shape[0]), "fvd_seconds": round(time.perf_counter() - t0, 1)}

@@ -63,6 +63,8 @@ from .warping import combine_flows, expected_flow
 __all__ = [
     "PredictError",
     "NoShapePixels",
+    "shape_centroid",
+    "centroid_errors",
     "PAPER_STAGES",
     "default_stages",
     "WARPING_KINDS",
@@ -262,6 +264,93 @@ def motion_agreement(flow, tracks, t: int, *, coverage: float = 0.5) -> float:
     if total == 0:
         raise NoShapePixels(f"{fn}(): frame {t} has no shape pixel with coverage >= {coverage}")
     return agree / total
+
+
+def shape_centroid(frame, color, background) -> tuple[np.ndarray, float]:
+    """Centroid ``(y, x)`` of a shape of colour ``c`` drawn over a flat background ``b``, and its mass.
+
+    Notation: ``x_p`` the frame's value at pixel ``p = (i, j)`` (``C`` channels), ``c`` the
+    shape's colour, ``b`` the background colour.  The synthetic scenes composite
+    ``x_p = (1 - a_p) b + a_p c`` with the shape's coverage ``a_p``, so projecting onto the
+    colour axis ``c - b`` recovers it:
+
+        a_p = clip( <x_p - b, c - b> / |c - b|^2, 0, 1 )
+        centroid = sum_p a_p p / sum_p a_p,          mass = sum_p a_p   (pixels)
+
+    On a generated frame ``a_p`` is the shape-likeness of each pixel: a blurred shape keeps
+    its centroid, a shape drawn twice pulls it to the middle, colour fringes count only by
+    how much they resemble the shape.  ``frame (H, W, C)``, ``color`` and ``background``
+    ``(C,)``.  The centroid is NaN when ``mass`` is 0 (nothing in the frame looks like the shape).
+    """
+    fn = "shape_centroid"
+    x = np.asarray(frame, np.float64)
+    c = np.asarray(color, np.float64).reshape(-1)
+    b = np.asarray(background, np.float64).reshape(-1)
+    if x.ndim != 3 or x.shape[-1] != c.shape[0] or b.shape != c.shape:
+        raise ValueError(f"{fn}(): arguments must be frame (H, W, C), color (C,) and background (C,); got "
+                         f"{x.shape}, {c.shape} and {b.shape}")
+    axis = c - b
+    norm2 = float(axis @ axis)
+    if norm2 <= 1e-12:
+        raise ValueError(f"{fn}(): the shape's colour {c.tolist()} equals the background's: its coverage cannot be read")
+    a = np.clip((x - b) @ axis / norm2, 0.0, 1.0)  # (H, W)
+    mass = float(a.sum())
+    if mass <= 0.0:
+        return np.full(2, np.nan), 0.0
+    ii, jj = np.meshgrid(np.arange(x.shape[0]), np.arange(x.shape[1]), indexing="ij")
+    return np.array([float((a * ii).sum()) / mass, float((a * jj).sum()) / mass]), mass
+
+
+def centroid_errors(frames, first_frame, tracks, t_start: int, *, lost_fraction: float = 0.25) -> dict:
+    """Distance (frame pixels) between the shape's centroid in each of ``frames`` and its true centre.
+
+    The direct motion metric of a one-shape synthetic clip on a flat background
+    (``synthetic:demo``, ``synthetic:demo16``).  Frame ``j`` of ``frames (J, H, W, C)`` is
+    frame ``t = t_start + j`` of the clip; with ``p_t = tracks.positions[t, 0]`` (the true
+    centre) and ``c_t`` the :func:`shape_centroid` of the frame,
+
+        e_t = |c_t - p_t|        (copy-last-frame: e_t = |p_{t_start - 1} - p_t|, the displacement)
+
+    The background colour is read from ``first_frame`` (the clip's frame 0, where no shape
+    covers: ``tracks.masks[0, 0] == 0``).  A frame whose shape mass ``sum_p a_p`` is below
+    ``lost_fraction`` of the true shape's (``tracks.masks[t, 0].sum()``) counts as *lost*:
+    its centroid is taken as the frame's centre, so that a model that erases the shape is
+    charged a bounded error rather than none.
+
+    Returns ``{"error": (J,) float64, "lost": (J,) bool, "displacement": (J,) |p_{t_start-1} - p_t|}``.
+    Raises ``ValueError`` for a clip with other than one shape, or a background that is not flat.
+    """
+    fn = "centroid_errors"
+    x = np.asarray(frames, np.float64)
+    f0 = np.asarray(first_frame, np.float64)
+    masks = np.asarray(tracks.masks)
+    T, S, H, W = masks.shape
+    if S != 1:
+        raise ValueError(f"{fn}(): needs clips of exactly one shape (synthetic:demo, synthetic:demo16); got {S} shapes")
+    if x.ndim != 4 or x.shape[1:3] != (H, W) or f0.shape != x.shape[1:]:
+        raise ValueError(f"{fn}(): arguments 'frames' (J, {H}, {W}, C) and 'first_frame' ({H}, {W}, C) must match the "
+                         f"tracks' frames; got {x.shape} and {f0.shape}")
+    if isinstance(t_start, bool) or not isinstance(t_start, (int, np.integer)) or not 1 <= t_start <= T - x.shape[0]:
+        raise ValueError(f"{fn}(): argument 't_start' must be in [1, {T - x.shape[0]}] ({x.shape[0]} frames of a "
+                         f"{T}-frame clip, after at least one known frame); got {t_start!r}")
+    free = masks[0, 0] <= 0.0
+    bg_pixels = f0[free]
+    if bg_pixels.shape[0] == 0 or float(np.max(np.ptp(bg_pixels, axis=0))) > 1e-3:
+        raise ValueError(f"{fn}(): the clip's background is not flat (texture=0 is needed to read the shape's coverage)")
+    background = np.median(bg_pixels, axis=0)
+    color = np.asarray(tracks.colors[0], np.float64)
+    pos = np.asarray(tracks.positions, np.float64)[:, 0]
+    centre = np.array([(H - 1) / 2.0, (W - 1) / 2.0])
+    J = x.shape[0]
+    err, lost = np.zeros(J), np.zeros(J, bool)
+    for j in range(J):
+        t = t_start + j
+        c, mass = shape_centroid(x[j], color, background)
+        if not mass >= lost_fraction * float(masks[t, 0].sum()):
+            lost[j], c = True, centre
+        err[j] = float(np.hypot(*(c - pos[t])))
+    disp = np.hypot(*(pos[t_start - 1][None] - pos[t_start:t_start + J]).T)
+    return {"error": err, "lost": lost, "displacement": disp}
 
 
 # ---------------------------------------------------------------------------

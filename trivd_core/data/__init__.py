@@ -29,6 +29,7 @@ from .videos import VIDEO_EXTENSIONS, VideoFolderDataset, list_videos, read_clip
 __all__ = [
     "make_dataset",
     "DEMO_OPTIONS",
+    "DEMO16_OPTIONS",
     "ClipDataset",
     "SyntheticShapes",
     "ShapeTracks",
@@ -62,6 +63,10 @@ __all__ = [
 #: bounces (the default synthetic data) 41% of the demo's test clips bounce within the five frames,
 #: and the model learned to jump one step and then freeze (docs/training.md).
 DEMO_OPTIONS = {"num_shapes": 1, "texture": 0.0, "speed_range": (0.06, 0.1), "bounces": False}
+#: ``"synthetic:demo16"``: the demo's scene for 16-frame clips (the ``demo16`` config, FVD's clip length): one
+#: shape on a flat background, 3-5% of the frame per frame (1.0-1.6 px at 32x32) so that it crosses the frame
+#: in a straight line over the 16 frames (15-24 px) without a bounce.
+DEMO16_OPTIONS = {**DEMO_OPTIONS, "speed_range": (0.03, 0.05)}
 
 
 def make_dataset(
@@ -81,7 +86,8 @@ def make_dataset(
     * ``"synthetic"`` or ``"synthetic:pan"`` (camera pan) - :class:`SyntheticShapes`,
       clip ``i`` a pure function of ``(seed, split, i)``; ``"synthetic:demo"`` - the
       same class with :data:`DEMO_OPTIONS` (the README demo's data; ``options``
-      override single entries);
+      override single entries); ``"synthetic:demo16"`` - :data:`DEMO16_OPTIONS` (slower shapes, for
+      16-frame clips);
     * a ``.npy`` / ``.npz`` file - :class:`ArrayDataset` (memory-mapped; options
       ``layout``, ``key``, ``value_range``, ``grey``, ``cache_dir``, ``split_file``,
       ``holdout``; ``split`` is ``"train"``/``None`` = the whole file unless the file
@@ -101,11 +107,12 @@ def make_dataset(
     if text in ("synthetic", "synthetic:pan"):
         return _build(SyntheticShapes, text, options, resolution, t, channels, seed=seed, split=split,
                       pan=text.endswith(":pan"))
-    if text == "synthetic:demo":
-        return _build(SyntheticShapes, text, {**DEMO_OPTIONS, **options}, resolution, t, channels, seed=seed,
-                      split=split)
+    if text in ("synthetic:demo", "synthetic:demo16"):
+        base = DEMO_OPTIONS if text == "synthetic:demo" else DEMO16_OPTIONS
+        return _build(SyntheticShapes, text, {**base, **options}, resolution, t, channels, seed=seed, split=split)
     if text.startswith("synthetic"):
-        raise DataError(f"unknown synthetic dataset {text!r}: use 'synthetic', 'synthetic:pan' or 'synthetic:demo'")
+        raise DataError(f"unknown synthetic dataset {text!r}: use 'synthetic', 'synthetic:pan', 'synthetic:demo' "
+                        "or 'synthetic:demo16'")
     if text.startswith("bair:"):
         return _build(BairDataset, text, options, text[len("bair:"):], resolution=resolution, t=t, channels=channels,
                       split=split)

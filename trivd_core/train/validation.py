@@ -13,6 +13,12 @@ a held-out split and reports, per predicted frame ``j = 1..t_pred``:
   over ``sigma`` in :data:`BLUR_SIGMAS` (one sigma for the whole set, chosen in
   hindsight; ``blur_sigma`` records it).  A model that cannot move anything can at
   best blur: beating this number at the last frame needs motion;
+* ``centroid_error`` (one-shape synthetic data on a flat background: ``synthetic:demo``,
+  ``synthetic:demo16``): per predicted frame, the mean distance in pixels between the
+  shape's centroid in the predicted frame and its true centre
+  (:func:`trivd_core.predict.centroid_errors`), beside ``copy_centroid_error`` (copying's,
+  which is the true displacement since the last conditioning frame) and ``centroid_lost``
+  (the fraction of predicted frames in which the shape was lost);
 * ``motion_agreement`` (synthetic data only, warping cells only): the mean over clips
   and predicted frames of :func:`trivd_core.predict.motion_agreement` for the motion
   field of ``stages`` (default :func:`trivd_core.predict.default_stages`), and
@@ -35,7 +41,7 @@ import numpy as np
 from .. import metrics
 
 __all__ = ["BLUR_SIGMAS", "ValidationSet", "validate", "blur_baseline", "make_predict_fn", "plot_validation",
-           "summary_line", "TensorBoard"]
+           "summary_line", "TensorBoard", "centroid_record"]
 
 #: Gaussian blur widths (pixels) tried for the static-blur baseline; 0 is the copy itself.
 BLUR_SIGMAS = (0.0, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
@@ -156,7 +162,29 @@ def validate(predict_fn: Callable, tree, vset: ValidationSet, config, *, stages=
                     except NoShapePixels:  # every shape left the picture: that frame has nothing to score
                         pass
             out[label] = float(np.mean(scores)) if scores else None
+    if vset.tracks is not None:
+        out.update(centroid_record(pred, vset, config))
     return out
+
+
+def centroid_record(pred, vset: ValidationSet, config) -> dict:
+    """``centroid_error``, ``copy_centroid_error`` (per predicted frame, pixels, mean over clips) and
+    ``centroid_lost`` (fraction of predicted frames that lost the shape) of
+    :func:`trivd_core.predict.centroid_errors`; empty for data it does not apply to (several shapes, textures)."""
+    from ..predict import centroid_errors
+
+    errs, copies, lost = [], [], []
+    for b, tracks in enumerate(vset.tracks):
+        try:
+            r = centroid_errors(pred[b], vset.cond[b, 0], tracks, config.t_cond)
+        except ValueError:  # not a one-shape clip on a flat background: the metric does not apply
+            return {}
+        errs.append(r["error"])
+        copies.append(r["displacement"])
+        lost.append(r["lost"])
+    return {"centroid_error": [float(v) for v in np.mean(errs, axis=0)],
+            "copy_centroid_error": [float(v) for v in np.mean(copies, axis=0)],
+            "centroid_lost": float(np.mean(lost))}
 
 
 def validate_batched(predict_fn: Callable, tree, vset: ValidationSet, config, *, batch: int = 64) -> dict:
@@ -195,6 +223,11 @@ def summary_line(rec) -> str:
              f"SSIM {np.mean(rec['ssim']):.3f} vs copy {np.mean(rec['copy_ssim']):.3f}"]
     if rec.get("motion_agreement") is not None:
         parts.append(f"motion agreement {rec['motion_agreement']:.2f}")
+    if rec.get("fvd") is not None:
+        parts.append(f"FVD (N={rec['fvd_clips']}) {rec['fvd']:.1f} vs copy {rec['fvd_copy']:.1f}")
+    if rec.get("centroid_error"):
+        parts.append(f"centroid error at the last frame {rec['centroid_error'][-1]:.2f} px vs copy "
+                     f"{rec['copy_centroid_error'][-1]:.2f} px")
     return "; ".join(parts)
 
 
@@ -226,7 +259,10 @@ def plot_validation(metrics_path, out_path, *, title: str = "held-out validation
         import matplotlib.pyplot as plt
     except ImportError:
         return plot_curves(out_path, x, mse, title=title, xlabel="step", ylabel="MSE")
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=100)
+    cen = [r.get("val/centroid_error") for r in recs]
+    fvd = [(r["step"], r["val/fvd"], r["val/fvd_copy"]) for r in recs if r.get("val/fvd") is not None]
+    extra = any(c for c in cen) or bool(fvd)
+    fig, axes = plt.subplots(1, 4 if extra else 3, figsize=(18.5 if extra else 14, 4), dpi=100)
     for label, (ys, colour) in mse.items():
         axes[0].plot(x, ys, marker="o", label=label, color=np.asarray(colour) / 255.0, linewidth=1.5)
     axes[0].set_ylabel("MSE (frames in [-1, 1]; lower is better)")
@@ -242,6 +278,24 @@ def plot_validation(metrics_path, out_path, *, title: str = "held-out validation
         axes[2].axhline(0.5, color="0.5", linestyle="--", linewidth=1, label="chance")
         axes[2].set_ylim(0, 1)
     axes[2].set_ylabel("motion agreement (fraction of shape pixels)")
+    if extra:  # the direct motion metric and the small-N FVD, where the run measures them
+        ax = axes[3]
+        if any(c for c in cen):
+            ax.plot(x, [np.nan if not c else c[-1] for c in cen], marker="o", color=(148 / 255, 103 / 255, 189 / 255),
+                    label="model, last frame", linewidth=1.5)
+            ax.plot(x, [np.nan if not r.get("val/copy_centroid_error") else r["val/copy_centroid_error"][-1]
+                        for r in recs], marker="o", color="0.5", label="copy last frame", linewidth=1.5)
+            ax.set_ylabel("shape centroid error (px; lower is better)")
+        if fvd:
+            twin = ax.twinx() if any(c for c in cen) else ax
+            twin.plot([f[0] for f in fvd], [f[1] for f in fvd], marker="s", linestyle=":", color=(214 / 255, 39 / 255,
+                                                                                                   40 / 255),
+                      label=f"FVD, model (N={recs[-1].get('val/fvd_clips', '?')})")
+            twin.plot([f[0] for f in fvd], [f[2] for f in fvd], marker="s", linestyle=":", color="0.3",
+                      label="FVD, copy last frame")
+            twin.set_ylabel("FVD (small N; lower is better)")
+            if twin is not ax:
+                twin.legend(fontsize=8, loc="lower left")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
