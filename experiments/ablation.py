@@ -23,14 +23,17 @@ The three arms change one thing at a time from the ``demo16`` config (2 -> 14 fr
 * the centroid error per predicted frame (:func:`trivd_core.predict.centroid_errors`) of
   sample 1 and of copy (the true displacement), the motion agreement of the warps, and the
   spread between samples of one clip (the mean per-pixel standard deviation over the l samples);
+  ``centroid_error_found`` is the centroid error over the frames that kept the shape only;
 
 ``table`` prints the markdown table of docs/training.md from ``RESULTS/*_eval.json``;
-``figure`` draws one test clip: truth / (a) / (b) / three samples of (c).
+``figure`` draws one test clip: truth / (a) / (b) / three samples of (c); ``curves`` the
+validation curves of every run (centroid error at the last frame and MSE / copy over steps).
 
     python experiments/ablation.py train --arm b --seeds 0 1 --steps 300
     python experiments/ablation.py evaluate
     python experiments/ablation.py table
     python experiments/ablation.py figure --out docs/img/ablation.png
+    python experiments/ablation.py curves --out docs/img/ablation_curves.png
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ ARMS = {
     "b": {"label": "(b) GAN + L1", "set": [], "no_gan": False},
     "c": {"label": "(c) pure GAN (paper)", "set": ["recon_weight=0", "latent_std=1", "d_steps=2", "lr_g=1e-4",
                                                    "lr_d=5e-4"], "no_gan": False},
+    # a knob of (c): the demo's learning rates (1e-3 for G and D) instead of the paper's
+    "c_lr": {"label": "(c) with lr 1e-3 (G and D)", "set": ["recon_weight=0", "latent_std=1", "d_steps=2",
+                                                          "lr_g=1e-3", "lr_d=1e-3"], "no_gan": False},
 }
 
 
@@ -145,6 +151,7 @@ def evaluate(args) -> int:
     import backends
     from trivd.weights import open_extractor
     from trivd_core import metrics
+    from trivd_core.predict import centroid_errors
     from trivd_core.train.validation import ValidationSet, centroid_record, make_predict_fn
 
     backend = backends.load("jax")
@@ -181,7 +188,7 @@ def evaluate(args) -> int:
         tree, cfg, meta = _load(run)
         samples, warps0 = _samples(predict_fn, tree, cfg, cond, 10 if cfg.latent_std > 0 else 1, seed=0)
         s1 = samples[0].astype(np.float64)
-        rec = {"run": run.name, "arm": run.name.split("_")[0], "step": meta.get("step"), "clips": n,
+        rec = {"run": run.name, "arm": run.name.rsplit("_s", 1)[0], "step": meta.get("step"), "clips": n,
                "config": cfg.to_dict(), "i3d": i3d_record}
         feats = _features(np.concatenate([cond, samples[0]], axis=1), extractor)
         rec["fvd"] = {"model": metrics.frechet_distance_from_features(cached["real"], feats),
@@ -208,6 +215,9 @@ def evaluate(args) -> int:
         rec["copy_ssim"] = float(np.mean(metrics.ssim(copy, truth)))
         rec["copy_ssim_per_frame"] = [float(v) for v in metrics.ssim(copy, truth).mean(axis=0)]
         rec.update(centroid_record(s1, vset, cfg))
+        per = [centroid_errors(s1[b], cond[b, 0], tracks[b], cfg.t_cond) for b in range(n)]
+        found = np.where(np.stack([~r["lost"] for r in per]), np.stack([r["error"] for r in per]), np.nan)
+        rec["centroid_error_found"] = [float(v) for v in np.nanmean(found, axis=0)]  # over the frames that kept it
         rec["motion_agreement"] = _agreement(warps0, tracks, cfg)
         rec["diversity"] = float(np.mean(np.std(samples, axis=0))) if samples.shape[0] > 1 else 0.0
         rec["seconds"] = round(time.perf_counter() - t0, 1)
@@ -260,19 +270,21 @@ def table(args) -> int:
     lines = [f"N = {first['clips']} test clips of {DATA} (16 frames, 2 -> 14); mean ± half the range over seeds; "
              f"copy-last-frame FVD {first['fvd']['copy_baseline']:.1f}, real-vs-real floor "
              f"{first['fvd']['real_floor']:.1f}", "",
-             "| arm | seeds | steps | FVD | SSIM l=1 | SSIM l=10 | MSE / copy | centroid err. last frame (px) | "
-             "lost | motion agreement | sample spread |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| arm | seeds | steps | FVD | SSIM l=1 | SSIM l=10 | MSE / copy | centroid error, frame 16 (px) | "
+             "the same where found | shape lost (frames) | motion agreement | sample spread |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arm in sorted(by_arm):
         recs = by_arm[arm]
         lines.append(
             f"| {ARMS[arm]['label']} | {len(recs)} | {recs[0]['step']} | {_ms([r['fvd']['model'] for r in recs])} | "
             f"{_ms([r['ssim_best_of']['1'] for r in recs])} | {_ms([r['ssim_best_of']['10'] for r in recs])} | "
             f"{_ms([r['mse'] / r['copy_mse'] for r in recs])} | {_ms([r['centroid_error'][-1] for r in recs])} | "
+            f"{_ms([r['centroid_error_found'][-1] for r in recs])} | "
             f"{_ms([r['centroid_lost'] for r in recs])} | {_ms([r['motion_agreement'] or 0 for r in recs])} | "
             f"{_ms([r['diversity'] for r in recs])} |")
     lines.append(f"| copy last frame | - | - | {first['fvd']['copy_baseline']:.1f} | {first['copy_ssim']:.3f} | "
-                 f"{first['copy_ssim']:.3f} | 1 | {first['copy_centroid_error'][-1]:.2f} | 0 | - | 0 |")
+                 f"{first['copy_ssim']:.3f} | 1 | {first['copy_centroid_error'][-1]:.2f} | "
+                 f"{first['copy_centroid_error'][-1]:.2f} | 0 | - | 0 |")
     print("\n".join(lines))
     return 0
 
@@ -312,6 +324,48 @@ def figure(args) -> int:
     return 0
 
 
+def curves(args) -> int:
+    """Validation curves of every run (64 test clips, z = 0, EMA): centroid error at the last frame, MSE / copy."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=100)
+    colours = {"a": "tab:blue", "b": "tab:green", "c": "tab:red", "c_lr": "tab:purple"}
+    copy_last = None
+    for path in sorted(args.results.glob("*_s*.jsonl")):
+        recs = [json.loads(line) for line in path.read_text().splitlines()]
+        recs = [r for r in recs if "step" in r and r.get("centroid_error")]
+        if not recs:
+            continue
+        name = path.stem
+        arm = name.rsplit("_s", 1)[0]
+        style = "-" if name.endswith("s0") else "--"
+        label = f"{ARMS[arm]['label'] if arm in ARMS else name}, seed {name.rsplit('_s', 1)[1]}"
+        x = [r["step"] for r in recs]
+        axes[0].plot(x, [r["centroid_error"][-1] for r in recs], style, marker="o", color=colours.get(arm, "k"),
+                     label=label)
+        axes[1].plot(x, [r["mse_ratio"] for r in recs], style, marker="o", color=colours.get(arm, "k"), label=label)
+        copy_last = recs[-1]["copy_centroid_error"][-1]
+    if copy_last is not None:
+        axes[0].axhline(copy_last, color="0.5", linestyle=":", label="copy last frame")
+    axes[1].axhline(1.0, color="0.5", linestyle=":", label="copy last frame")
+    axes[0].set_ylabel("centroid error at frame 16 (px; lower is better)")
+    axes[1].set_ylabel("MSE / copy-last-frame's (lower is better)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"validation during training: 64 test clips of {DATA}, EMA weights, z = 0")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out)
+    plt.close(fig)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -331,11 +385,13 @@ def main(argv=None) -> int:
     f = sub.add_parser("figure")
     f.add_argument("--clip", type=int, default=0)
     f.add_argument("--out", type=Path, default=Path("ablation.png"))
-    for q in (t, e, f, sub.choices["table"]):
+    cv = sub.add_parser("curves")
+    cv.add_argument("--out", type=Path, default=Path("ablation_curves.png"))
+    for q in (t, e, f, cv, sub.choices["table"]):
         q.add_argument("--runs", type=Path, default=RUNS)
         q.add_argument("--results", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    return {"train": train, "evaluate": evaluate, "table": table, "figure": figure}[args.cmd](args)
+    return {"train": train, "evaluate": evaluate, "table": table, "figure": figure, "curves": curves}[args.cmd](args)
 
 
 if __name__ == "__main__":
