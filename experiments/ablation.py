@@ -285,6 +285,12 @@ def table(args) -> int:
     lines.append(f"| copy last frame | - | - | {first['fvd']['copy_baseline']:.1f} | {first['copy_ssim']:.3f} | "
                  f"{first['copy_ssim']:.3f} | 1 | {first['copy_centroid_error'][-1]:.2f} | "
                  f"{first['copy_centroid_error'][-1]:.2f} | 0 | - | 0 |")
+    # calibration: the error of a guess that ignores the clip, the frame's centre (what a lost shape is charged)
+    _, tracks = _test_clips(first["clips"])
+    h = tracks[0].masks.shape[2]
+    centre = np.array([(h - 1) / 2.0, (tracks[0].masks.shape[3] - 1) / 2.0])
+    guess = float(np.mean([np.hypot(*(tr.positions[-1, 0] - centre)) for tr in tracks]))
+    lines.append(f"| frame centre (ignores the clip) | - | - | - | - | - | - | {guess:.2f} | {guess:.2f} | - | - | - |")
     print("\n".join(lines))
     return 0
 
@@ -350,6 +356,11 @@ def curves(args) -> int:
         copy_last = recs[-1]["copy_centroid_error"][-1]
     if copy_last is not None:
         axes[0].axhline(copy_last, color="0.5", linestyle=":", label="copy last frame")
+        _, tracks = _test_clips(64)  # the validation clips: a guess of the frame's centre, for calibration
+        centre = (np.asarray(tracks[0].masks.shape[2:], float) - 1) / 2.0
+        axes[0].axhline(float(np.mean([np.hypot(*(tr.positions[-1, 0] - centre)) for tr in tracks])), color="k",
+                        linestyle="-.", label="frame centre (ignores the clip)")
+        axes[0].legend(fontsize=7, loc="center right")
     axes[1].axhline(1.0, color="0.5", linestyle=":", label="copy last frame")
     axes[0].set_ylabel("centroid error at frame 16 (px; lower is better)")
     axes[1].set_ylabel("MSE / copy-last-frame's (lower is better)")
