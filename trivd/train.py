@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
                         "recon_weight=0, g_widths=[8,4,2]; validated and recorded in config.json")
     p.add_argument("--data", default=None,
                    help="'synthetic:demo' (default: one shape on a flat background, 2-3 px/frame at 32x32), "
-                        "'synthetic' (three shapes on a texture), 'synthetic:pan', a .npy/.npz file or a video folder")
+                        "'synthetic:demo16' (the same, 1-1.6 px/frame, for 16-frame clips: --config demo16), 'synthetic' "
+                        "(three shapes on a texture), 'synthetic:pan', a .npy/.npz file or a video folder")
     p.add_argument("--data-option", action="append", default=None, metavar="KEY=VALUE",
                    help="dataset option (repeatable; VALUE is JSON or a string), e.g. holdout=0.1, layout=TNHW, "
                         "speed_range=[0.05,0.1]; recorded in config.json and reused by eval/predict")
